@@ -1,0 +1,49 @@
+# mqttd — see README.md. Every target works on a fresh clone: `make deps`
+# installs the external test peers (mosquitto clients, paho-mqtt, MQTT.js).
+GO        ?= go
+BIN       := bin
+FUZZTIME  ?= 3s
+RUN_FLAGS ?= -allow-anonymous -mqtt.addr 127.0.0.1:1883 -ws.addr 127.0.0.1:8083 -tls.addr off -wss.addr off
+
+.PHONY: all build run test unit race fuzz fuzz-short interop deps bench lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/mqttd ./cmd/mqttd
+
+## run: the broker on embedded defaults, loopback only, anonymous allowed (for trying it out)
+run: build
+	$(BIN)/mqttd $(RUN_FLAGS) $(ARGS)
+
+## test: everything CI runs: vet, unit + integration tests with -race, short fuzzing, interop with other clients
+test: deps lint race fuzz-short interop
+
+race:
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+## fuzz: every fuzz target for FUZZTIME each (make fuzz FUZZTIME=2m)
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+fuzz-short:
+	scripts/fuzz.sh 3s
+
+interop: build
+	scripts/interop.sh
+
+deps:
+	scripts/deps.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./broker/
+
+lint:
+	@test -z "$$(gofmt -l . | grep -v node_modules)" || { gofmt -l . | grep -v node_modules; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,349 @@
+package broker
+
+import (
+	"errors"
+	"hash/maphash"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqttd/mqttd/codec"
+	"github.com/mqttd/mqttd/session"
+	"github.com/mqttd/mqttd/transport"
+)
+
+// Message is the immutable shared form of an accepted PUBLISH.
+type Message = session.Message
+
+// ErrClosed is returned by Publish after Close.
+var ErrClosed = errors.New("broker: closed")
+
+// tickEvery is the period of the housekeeping sweep: keepalive and
+// connect timeouts, delayed wills, session and message expiry.
+const tickEvery = 250 * time.Millisecond
+
+// Broker is the MQTT protocol engine. It implements transport.Handler, so
+// any transport listener can feed it connections.
+type Broker struct {
+	cfg   Config
+	log   zerolog.Logger
+	store session.Store
+
+	subs trie
+	ret  retained
+
+	seed  maphash.Seed
+	idMu  [256]sync.Mutex // serializes CONNECTs per client-ID stripe
+	conns [64]struct {
+		mu sync.Mutex // guards m
+		m  map[*conn]struct{}
+	}
+
+	groupsMu sync.Mutex // guards groups
+	groups   map[string]int
+
+	st      counters
+	idSeq   atomic.Uint64
+	closed  atomic.Bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	started time.Time
+}
+
+// New returns a running broker (its housekeeping goroutine started).
+// Close stops it.
+func New(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	b := &Broker{
+		cfg:     cfg,
+		log:     cfg.Log,
+		store:   cfg.Store,
+		seed:    maphash.MakeSeed(),
+		groups:  make(map[string]int),
+		stop:    make(chan struct{}),
+		started: time.Now(),
+	}
+	if b.store == nil {
+		b.store = session.NewMemory()
+	}
+	for i := range b.conns {
+		b.conns[i].m = make(map[*conn]struct{})
+	}
+	b.idSeq.Store(uint64(time.Now().UnixNano()))
+	b.wg.Add(1)
+	go b.housekeeping()
+	return b, nil
+}
+
+// Close disconnects every client (MQTT 5: DISCONNECT 0x8B) and stops the
+// housekeeping goroutine. Listeners are closed by their owner, after.
+func (b *Broker) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	close(b.stop)
+	b.wg.Wait()
+	b.forEachConn(func(c *conn) { c.closeWith(codec.ServerShuttingDown, "shutdown") })
+	// Give the final packets a moment to leave.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && b.connCount() > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+func (b *Broker) connShard(c *conn) int {
+	return int(c.id % uint64(len(b.conns)))
+}
+
+func (b *Broker) addConn(c *conn) {
+	sh := &b.conns[b.connShard(c)]
+	sh.mu.Lock()
+	sh.m[c] = struct{}{}
+	sh.mu.Unlock()
+	b.st.connections.Add(1)
+}
+
+func (b *Broker) removeConn(c *conn) {
+	sh := &b.conns[b.connShard(c)]
+	sh.mu.Lock()
+	_, ok := sh.m[c]
+	delete(sh.m, c)
+	sh.mu.Unlock()
+	if ok {
+		b.st.connections.Add(-1)
+	}
+}
+
+func (b *Broker) connCount() int {
+	return int(b.st.connections.Load())
+}
+
+// forEachConn calls fn for every open connection, without holding any
+// lock during fn.
+func (b *Broker) forEachConn(fn func(*conn)) {
+	var batch []*conn
+	for i := range b.conns {
+		sh := &b.conns[i]
+		sh.mu.Lock()
+		batch = batch[:0]
+		for c := range sh.m {
+			batch = append(batch, c)
+		}
+		sh.mu.Unlock()
+		for _, c := range batch {
+			fn(c)
+		}
+	}
+}
+
+func (b *Broker) idLock(id string) *sync.Mutex {
+	return &b.idMu[maphash.String(b.seed, id)%uint64(len(b.idMu))]
+}
+
+// assignID makes a client ID for a client that sent an empty one.
+func (b *Broker) assignID() string {
+	return "auto-" + strconv.FormatUint(b.idSeq.Add(1), 36)
+}
+
+// OnOpen implements transport.Handler.
+func (b *Broker) OnOpen(tc transport.Conn) {
+	c := newConn(b, tc)
+	tc.SetContext(c)
+	if b.closed.Load() {
+		c.stopRead.Store(true)
+		_ = tc.Close()
+		return
+	}
+	b.addConn(c)
+}
+
+// OnData implements transport.Handler: it frames and handles every whole
+// packet in data.
+func (b *Broker) OnData(tc transport.Conn, data []byte) (int, error) {
+	c, _ := tc.Context().(*conn)
+	if c == nil {
+		return len(data), errors.New("broker: connection without state")
+	}
+	off := 0
+	for off < len(data) {
+		if c.stopRead.Load() {
+			off = len(data)
+			break
+		}
+		h, n, err := codec.ParseHeader(data[off:], b.cfg.MaxPacketSize)
+		if err == codec.ErrIncomplete {
+			break
+		}
+		if err != nil {
+			c.fail(err)
+			off = len(data)
+			break
+		}
+		total := n + h.Remaining
+		if len(data)-off < total {
+			break
+		}
+		c.lastRecv.Store(time.Now().UnixNano())
+		b.st.bytesIn.Add(uint64(total))
+		if err := c.handle(h, data[off+n:off+total]); err != nil {
+			c.fail(err)
+			off = len(data)
+			break
+		}
+		off += total
+	}
+	c.flush()
+	return off, nil
+}
+
+// OnClose implements transport.Handler.
+func (b *Broker) OnClose(tc transport.Conn, err error) {
+	c, _ := tc.Context().(*conn)
+	if c == nil {
+		return
+	}
+	c.stopRead.Store(true)
+	c.markDead()
+	b.removeConn(c)
+	if c.connected {
+		c.disconnected(err)
+	}
+}
+
+// housekeeping runs the periodic sweep until Close.
+func (b *Broker) housekeeping() {
+	defer b.wg.Done()
+	t := time.NewTicker(tickEvery)
+	defer t.Stop()
+	lastSessions := time.Now()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case now := <-t.C:
+			b.sweepConns(now)
+			if now.Sub(lastSessions) >= 500*time.Millisecond {
+				lastSessions = now
+				b.sweepSessions(now)
+			}
+		}
+	}
+}
+
+// sweepConns closes connections past their CONNECT deadline or keepalive
+// and retries deliveries held back by a full outbound buffer.
+func (b *Broker) sweepConns(now time.Time) {
+	nowNs := now.UnixNano()
+	b.forEachConn(func(c *conn) {
+		switch {
+		case c.closingSince.Load() != 0:
+			if nowNs-c.closingSince.Load() > int64(5*time.Second) {
+				_ = c.tc.Close()
+			}
+		case !c.isConnected.Load():
+			if now.Sub(c.openedAt) > b.cfg.ConnectTimeout {
+				b.log.Debug().Str("remote", c.remote()).Msg("no CONNECT in time")
+				c.closeWith(codec.MaximumConnectTime, "connect timeout")
+			}
+		default:
+			if ka := c.keepAlive.Load(); ka > 0 && nowNs-c.lastRecv.Load() > ka*3/2 {
+				b.log.Debug().Str("client_id", c.clientID).Msg("keepalive timeout")
+				c.closeWith(codec.KeepAliveTimeout, "keepalive timeout")
+				return
+			}
+			if c.congestedFlag.Load() {
+				c.drain()
+			}
+		}
+	})
+}
+
+// sweepSessions ends expired offline sessions, publishes due wills and
+// drops expired queued messages.
+func (b *Broker) sweepSessions(now time.Time) {
+	var ended []*session.Session
+	var wills []*session.Will
+	b.store.Range(func(s *session.Session) bool {
+		s.Mu.Lock()
+		if s.Owner == nil {
+			if s.PendingWill != nil && !now.Before(s.WillAt) {
+				wills = append(wills, s.PendingWill)
+				s.PendingWill = nil
+			}
+			if !s.DisconnectedAt.IsZero() && now.Sub(s.DisconnectedAt) >= s.Expiry {
+				if s.PendingWill != nil { // the session ends: the will goes now
+					wills = append(wills, s.PendingWill)
+					s.PendingWill = nil
+				}
+				ended = append(ended, s)
+			} else if n := s.DropExpiredQueued(now); n > 0 {
+				b.st.droppedExpired.Add(uint64(n))
+			}
+		}
+		s.Mu.Unlock()
+		return true
+	})
+	for _, w := range wills {
+		b.publishWill(w)
+	}
+	for _, s := range ended {
+		b.endSession(s)
+	}
+}
+
+// endSession removes an offline session and its subscriptions.
+func (b *Broker) endSession(s *session.Session) {
+	mu := b.idLock(s.ClientID)
+	mu.Lock()
+	s.Mu.Lock()
+	if s.Owner != nil { // a client took it back meanwhile
+		s.Mu.Unlock()
+		mu.Unlock()
+		return
+	}
+	subs := make([]session.Subscription, 0, len(s.Subs))
+	for _, sub := range s.Subs {
+		subs = append(subs, *sub)
+	}
+	clear(s.Subs)
+	s.Mu.Unlock()
+	b.store.Delete(s.ClientID, s)
+	mu.Unlock()
+	b.unsubscribeAll(s, subs)
+	b.log.Debug().Str("client_id", s.ClientID).Msg("session ended")
+}
+
+func (b *Broker) unsubscribeAll(s *session.Session, subs []session.Subscription) {
+	for _, sub := range subs {
+		pf, ok := b.parseFilter(sub.Filter)
+		if ok {
+			b.subs.remove(s, s.ClientID, pf.group, pf.filter)
+		}
+	}
+}
+
+func (b *Broker) groupOnline(group string, delta int) {
+	if group == "" {
+		return
+	}
+	b.groupsMu.Lock()
+	b.groups[group] += delta
+	if b.groups[group] <= 0 {
+		delete(b.groups, group)
+	}
+	b.groupsMu.Unlock()
+}
+
+// GroupOnline returns how many clients of group are connected.
+func (b *Broker) GroupOnline(group string) int {
+	b.groupsMu.Lock()
+	defer b.groupsMu.Unlock()
+	return b.groups[group]
+}

@@ -1,0 +1,293 @@
+package broker
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqttd/mqttd/codec"
+	"github.com/mqttd/mqttd/session"
+	"github.com/mqttd/mqttd/transport"
+)
+
+var connSeq atomic.Uint64
+
+// spareMax is the largest write buffer kept for reuse after a flush;
+// bigger ones (after a burst) go back to the garbage collector.
+const spareMax = 64 << 10
+
+// conn is one network connection's protocol state.
+//
+// Ownership: fields under "loop-owned" are touched only by the
+// transport's calls for this connection (OnData, OnClose), which are
+// serialized. Fields under "session-guarded" are written before the
+// session is attached and then read or changed only under sess.Mu. The
+// write path is guarded by outMu. Lock order: sess.Mu, then outMu.
+type conn struct {
+	b        *Broker
+	tc       transport.Conn
+	id       uint64
+	openedAt time.Time
+
+	// Read by the housekeeping goroutine.
+	lastRecv      atomic.Int64 // unix ns of the last whole packet
+	keepAlive     atomic.Int64 // effective keepalive in ns; 0: none
+	isConnected   atomic.Bool
+	closingSince  atomic.Int64 // unix ns when closeWith started; 0: not closing
+	congestedFlag atomic.Bool  // deliveries held back by a full outbound buffer
+	stopRead      atomic.Bool  // ignore further inbound bytes
+
+	// Set by another connection's CONNECT that took this one's session.
+	takenOver      atomic.Bool
+	takenOverClean atomic.Bool
+
+	// Loop-owned.
+	connected  bool
+	clientID   string
+	user       string
+	group      string
+	version    codec.Version
+	will       *session.Will
+	willExpiry uint32 // will's Message Expiry Interval, seconds; 0: none
+	hasWillExp bool
+	normalExit bool // DISCONNECT without will
+	exitReason string
+	aliasIn    map[uint16]string
+	aliasInMax uint16
+	problem    bool // MQTT 5 Request Problem Information (default true)
+	info       ClientInfo
+	pub        codec.Publish
+	sub        codec.Subscribe
+	unsub      codec.Unsubscribe
+	ack        codec.Ack
+	reasons    []codec.ReasonCode
+
+	// Session-guarded (fixed once connected, aliasOut changes under sess.Mu).
+	sess     *session.Session
+	window   int    // outbound in-flight maximum
+	maxOut   uint32 // client's Maximum Packet Size; 0: protocol maximum
+	aliasMax uint16 // outbound aliases the broker may assign
+	aliasOut map[string]uint16
+
+	// Write path.
+	outMu struct {
+		sync.Mutex
+		out      []byte // packets not yet handed to the transport
+		spare    []byte // an empty buffer to swap in
+		writing  int    // bytes handed to the transport, not yet done
+		flushing bool
+		closing  bool // a final packet is queued; close after it is written
+		dead     bool // transport closed: drop everything
+	}
+	wbuf   [][]byte // the vector being written (one element)
+	doneFn func(error)
+}
+
+func newConn(b *Broker, tc transport.Conn) *conn {
+	c := &conn{
+		b:        b,
+		tc:       tc,
+		id:       connSeq.Add(1),
+		openedAt: time.Now(),
+		problem:  true,
+		wbuf:     make([][]byte, 1),
+	}
+	c.lastRecv.Store(c.openedAt.UnixNano())
+	c.doneFn = c.written
+	return c
+}
+
+func (c *conn) remote() string {
+	if a := c.tc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+func (c *conn) remoteIP() string {
+	if a, ok := c.tc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	if a := c.tc.RemoteAddr(); a != nil {
+		if h, _, err := net.SplitHostPort(a.String()); err == nil {
+			return h
+		}
+	}
+	return ""
+}
+
+func (c *conn) v5() bool { return c.version == codec.V5 }
+
+// room reports whether the outbound buffer may take more. Caller holds outMu.
+func (c *conn) roomLocked() bool {
+	return len(c.outMu.out)+c.outMu.writing+c.tc.Outbound() < c.b.cfg.OutboundLimit
+}
+
+// write appends a packet built by enc to the outbound buffer. force
+// ignores the outbound limit (control packets). It reports false when the
+// packet was not queued (connection dead/closing, or no room).
+func (c *conn) write(force bool, enc func([]byte) []byte) bool {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.outMu.dead || c.outMu.closing {
+		return false
+	}
+	if !force && !c.roomLocked() {
+		return false
+	}
+	n := len(c.outMu.out)
+	c.outMu.out = enc(c.outMu.out)
+	c.b.st.bytesOut.Add(uint64(len(c.outMu.out) - n))
+	return true
+}
+
+// flush hands the outbound buffer to the transport unless a write is
+// already under way (its completion flushes again). Safe from any
+// goroutine; call it with no lock held.
+func (c *conn) flush() {
+	c.outMu.Lock()
+	if c.outMu.flushing || c.outMu.dead || len(c.outMu.out) == 0 {
+		c.outMu.Unlock()
+		return
+	}
+	buf := c.outMu.out
+	c.outMu.out = c.outMu.spare[:0]
+	c.outMu.spare = nil
+	c.outMu.flushing = true
+	c.outMu.writing = len(buf)
+	c.wbuf[0] = buf
+	c.outMu.Unlock()
+	if err := c.tc.AsyncWritev(c.wbuf, c.doneFn); err != nil {
+		c.written(err)
+	}
+}
+
+// written is the transport's completion of a flush.
+func (c *conn) written(err error) {
+	c.outMu.Lock()
+	buf := c.wbuf[0]
+	c.wbuf[0] = nil
+	c.outMu.flushing = false
+	c.outMu.writing = 0
+	if cap(buf) <= spareMax {
+		c.outMu.spare = buf[:0]
+	}
+	if err != nil {
+		c.outMu.dead = true
+		c.outMu.out = nil
+	}
+	more := len(c.outMu.out) > 0 && !c.outMu.dead
+	closeNow := c.outMu.closing && !more
+	c.outMu.Unlock()
+	switch {
+	case closeNow || err != nil:
+		_ = c.tc.Close()
+	case more:
+		c.flush()
+	case c.congestedFlag.Load():
+		c.drain()
+	}
+}
+
+func (c *conn) markDead() {
+	c.outMu.Lock()
+	c.outMu.dead = true
+	c.outMu.out = nil
+	c.outMu.Unlock()
+}
+
+// closeWith ends the connection: MQTT 5 connections that completed
+// CONNECT get a DISCONNECT with reason first. Safe from any goroutine.
+func (c *conn) closeWith(reason codec.ReasonCode, why string) {
+	if !c.closingSince.CompareAndSwap(0, time.Now().UnixNano()) {
+		return
+	}
+	c.stopRead.Store(true)
+	c.setExitReason(why)
+	if c.isConnected.Load() && c.v5() {
+		d := codec.Disconnect{Reason: reason}
+		c.writeFinal(func(b []byte) []byte { return d.Append(b, codec.V5) })
+		return
+	}
+	_ = c.tc.Close()
+}
+
+// setExitReason records why the server closed the connection, for the
+// disconnect event. The first reason wins.
+func (c *conn) setExitReason(why string) {
+	c.outMu.Lock()
+	if c.exitReason == "" {
+		c.exitReason = why
+	}
+	c.outMu.Unlock()
+}
+
+// writeFinal queues a last packet and closes the connection once it is
+// written.
+func (c *conn) writeFinal(enc func([]byte) []byte) {
+	c.outMu.Lock()
+	if c.outMu.dead || c.outMu.closing {
+		c.outMu.Unlock()
+		_ = c.tc.Close()
+		return
+	}
+	c.outMu.out = enc(c.outMu.out)
+	c.outMu.closing = true
+	idle := !c.outMu.flushing
+	c.outMu.Unlock()
+	if idle {
+		c.flush()
+	}
+}
+
+// fail handles an error from decoding or handling a packet: MQTT 5 gets a
+// DISCONNECT with the error's reason code, 3.1.1 a closed connection.
+func (c *conn) fail(err error) {
+	reason := codec.UnspecifiedError
+	var me *codec.MalformedError
+	var rc codec.ReasonCode
+	switch {
+	case errors.As(err, &me):
+		reason = me.Reason
+	case errors.As(err, &rc):
+		reason = rc
+	}
+	c.b.log.Debug().Str("client_id", c.clientID).Str("remote", c.remote()).Err(err).Msg("closing connection")
+	c.closeWith(reason, "protocol error: "+reason.String())
+}
+
+// handle dispatches one whole packet. body is valid only during the call.
+func (c *conn) handle(h codec.Header, body []byte) error {
+	if !c.connected {
+		if h.Type != codec.CONNECT {
+			return &codec.MalformedError{Packet: h.Type, Field: "packet type", Reason: codec.ProtocolError, Msg: "first packet must be CONNECT"}
+		}
+		return c.onConnect(body)
+	}
+	switch h.Type {
+	case codec.PUBLISH:
+		return c.onPublish(h, body)
+	case codec.PUBACK, codec.PUBREC, codec.PUBREL, codec.PUBCOMP:
+		if err := c.ack.Decode(h, body, c.version); err != nil {
+			return err
+		}
+		return c.onAck(&c.ack)
+	case codec.SUBSCRIBE:
+		return c.onSubscribe(h, body)
+	case codec.UNSUBSCRIBE:
+		return c.onUnsubscribe(h, body)
+	case codec.PINGREQ:
+		c.write(true, codec.AppendPingresp)
+		return nil
+	case codec.DISCONNECT:
+		return c.onDisconnect(h, body)
+	case codec.CONNECT:
+		return &codec.MalformedError{Packet: h.Type, Field: "packet type", Reason: codec.ProtocolError, Msg: "second CONNECT"} // [MQTT-3.1.0-2]
+	default:
+		// AUTH without an authentication method, or a server-to-client
+		// packet type.
+		return &codec.MalformedError{Packet: h.Type, Field: "packet type", Reason: codec.ProtocolError, Msg: "unexpected packet"}
+	}
+}

@@ -1,0 +1,428 @@
+package broker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/mqttd/mqttd/codec"
+	"github.com/mqttd/mqttd/session"
+)
+
+// ClientInfo describes a connected client (hooks, admin queries).
+type ClientInfo struct {
+	ClientID    string
+	Group       string
+	Username    string
+	Node        string
+	Remote      string // ip:port
+	IP          string
+	Transport   string // tcp, tls, ws, wss
+	Protocol    string // "mqtt"
+	Version     codec.Version
+	KeepAlive   uint16 // seconds, effective
+	CleanStart  bool
+	ConnectedAt time.Time
+}
+
+// connackCode maps an MQTT 5 CONNACK reason onto the 3.1.1 return code.
+func connackCode(v codec.Version, r codec.ReasonCode) codec.ReasonCode {
+	if v == codec.V5 {
+		return r
+	}
+	switch r {
+	case codec.Success:
+		return codec.ConnAccepted
+	case codec.UnsupportedProtocolVersion:
+		return codec.ConnRefusedProtocolVersion
+	case codec.ClientIdentifierNotValid:
+		return codec.ConnRefusedIdentifierRejected
+	case codec.BadUserNameOrPassword:
+		return codec.ConnRefusedBadCredentials
+	case codec.NotAuthorized, codec.Banned, codec.BadAuthenticationMethod:
+		return codec.ConnRefusedNotAuthorized
+	default:
+		return codec.ConnRefusedServerUnavailable
+	}
+}
+
+// refuse answers CONNECT with a failure CONNACK and closes [MQTT-3.2.2-6].
+func (c *conn) refuse(r codec.ReasonCode, why string) error {
+	c.b.log.Debug().Str("client_id", c.clientID).Str("remote", c.remote()).Str("reason", why).Msg("connect refused")
+	ack := codec.Connack{Reason: connackCode(c.version, r)}
+	v := c.version
+	c.stopRead.Store(true)
+	c.closingSince.Store(time.Now().UnixNano())
+	c.writeFinal(func(b []byte) []byte { return ack.Append(b, v) })
+	return nil
+}
+
+func (c *conn) onConnect(body []byte) error {
+	b := c.b
+	var p codec.Connect
+	if err := p.Decode(body); err != nil {
+		var me *codec.MalformedError
+		if errors.As(err, &me) && me.Reason == codec.UnsupportedProtocolVersion {
+			// Answer in the 3.1.1 format: the client's level is unknown
+			// [MQTT-3.1.2-2].
+			c.version = codec.V311
+			return c.refuse(codec.UnsupportedProtocolVersion, "unsupported protocol version")
+		}
+		return err
+	}
+	c.version = p.Version
+	if c.version == codec.V31 {
+		c.version = codec.V311
+	}
+	v5 := c.version == codec.V5
+	now := time.Now()
+
+	if v5 && p.Props.Has(codec.PropAuthMethod) {
+		return c.refuse(codec.BadAuthenticationMethod, "enhanced authentication not supported")
+	}
+	if b.closed.Load() {
+		return c.refuse(codec.ServerUnavailable, "shutting down")
+	}
+
+	clientID := string(p.ClientID)
+	assigned := false
+	if clientID == "" {
+		if !p.CleanStart {
+			return c.refuse(codec.ClientIdentifierNotValid, "empty client id without clean start") // [MQTT-3.1.3-8]
+		}
+		clientID, assigned = b.assignID(), true
+	}
+	c.clientID = clientID
+	group, ok := b.checkClientID(clientID)
+	if !ok && !assigned {
+		return c.refuse(codec.ClientIdentifierNotValid, "client id not valid")
+	}
+
+	// Authentication.
+	certCN := ""
+	if certs := c.tc.PeerCertificates(); len(certs) > 0 {
+		certCN = certs[0].Subject.CommonName
+	}
+	switch {
+	case b.cfg.Users != nil && (p.UsernameFlag || certCN != ""):
+		user, err := b.cfg.Users.Authenticate(p.Username, p.Password, certCN)
+		if err != nil {
+			return c.refuse(codec.BadUserNameOrPassword, "bad credentials")
+		}
+		c.user = user
+	case p.UsernameFlag && b.cfg.Users == nil && !b.cfg.AllowAnonymous:
+		return c.refuse(codec.BadUserNameOrPassword, "no users configured")
+	case !p.UsernameFlag && !b.cfg.AllowAnonymous:
+		return c.refuse(codec.NotAuthorized, "anonymous access refused")
+	default:
+		c.user = string(p.Username)
+	}
+
+	// Will.
+	if p.WillFlag {
+		topic := string(p.WillTopic)
+		if !b.validTopic(topic) {
+			return c.refuse(codec.TopicNameInvalid, "will topic not valid")
+		}
+		if isSys(topic) || !b.allowed(c.user, topic, AccessPublish) {
+			return c.refuse(codec.NotAuthorized, "will topic not authorized")
+		}
+		wp := codec.Publish{Topic: p.WillTopic, Payload: p.WillPayload, QoS: p.WillQoS, Retain: p.WillRetain, Props: p.WillProps}
+		wp.Props.Clear(codec.PropMessageExpiry) // counted from when the will is published
+		m := session.NewMessage(&wp, p.WillTopic, clientID, now)
+		c.will = &session.Will{Msg: m}
+		if v5 {
+			if p.WillProps.Has(codec.PropWillDelay) {
+				c.will.Delay = time.Duration(p.WillProps.WillDelay) * time.Second
+			}
+			if p.WillProps.Has(codec.PropMessageExpiry) {
+				c.willExpiry, c.hasWillExp = p.WillProps.MessageExpiry, true
+			}
+		}
+	}
+
+	// Keepalive [MQTT-3.1.2-24], MQTT 5 Server Keep Alive [MQTT-3.2.2-21].
+	ka := p.KeepAlive
+	serverKA := false
+	if v5 && b.cfg.MaxKeepAlive > 0 && (ka == 0 || ka > b.cfg.MaxKeepAlive) {
+		ka, serverKA = b.cfg.MaxKeepAlive, true
+	}
+	c.keepAlive.Store(int64(ka) * int64(time.Second))
+
+	// Session expiry.
+	var expiry time.Duration
+	expiryCapped := false
+	if v5 {
+		if p.Props.Has(codec.PropSessionExpiry) {
+			expiry = time.Duration(p.Props.SessionExpiry) * time.Second
+			if p.Props.SessionExpiry == 0xFFFFFFFF || expiry > b.cfg.SessionMaxExpiry {
+				expiry, expiryCapped = b.cfg.SessionMaxExpiry, true
+			}
+		}
+	} else if !p.CleanStart {
+		expiry = b.cfg.SessionMaxExpiry
+	}
+
+	// Flow control and limits the client asked for.
+	c.window = int(b.cfg.MaxInflight)
+	if v5 {
+		if p.Props.Has(codec.PropReceiveMaximum) && int(p.Props.ReceiveMaximum) < c.window {
+			c.window = int(p.Props.ReceiveMaximum)
+		}
+		if p.Props.Has(codec.PropMaximumPacketSize) {
+			c.maxOut = p.Props.MaximumPacketSize
+		}
+		if p.Props.Has(codec.PropTopicAliasMaximum) {
+			c.aliasMax = min(p.Props.TopicAliasMaximum, b.cfg.TopicAliasMaximum)
+		}
+		if p.Props.Has(codec.PropRequestProblemInfo) {
+			c.problem = p.Props.RequestProblemInfo == 1
+		}
+		c.aliasInMax = b.cfg.TopicAliasMaximum
+	}
+	c.group = group
+
+	// Attach the session, taking it over from another connection.
+	mu := b.idLock(clientID)
+	mu.Lock()
+	s, exists := b.store.Get(clientID)
+	var old *conn
+	var endedWill *session.Will
+	var endedSubs []session.Subscription
+	var ended *session.Session
+	if exists {
+		s.Mu.Lock()
+		if o, ok := s.Owner.(*conn); ok && o != nil {
+			old = o
+			s.Owner = nil
+		}
+		if p.CleanStart {
+			// Discard the old session [MQTT-3.1.2-4].
+			endedWill = s.PendingWill
+			s.PendingWill = nil
+			for _, sub := range s.Subs {
+				endedSubs = append(endedSubs, *sub)
+			}
+			clear(s.Subs)
+			s.Mu.Unlock()
+			b.store.Delete(clientID, s)
+			ended = s
+			exists = false
+		}
+	}
+	if !exists {
+		s = session.New(clientID, group)
+		b.store.Put(s)
+		s.Mu.Lock()
+	}
+	// A delayed will of the last connection is not sent when the session
+	// is resumed in time [MQTT-3.1.3-9].
+	s.PendingWill = nil
+	s.Owner = c
+	s.Expiry = expiry
+	s.DisconnectedAt = time.Time{}
+	c.sess = s
+	c.connected = true
+	c.isConnected.Store(true)
+
+	ack := codec.Connack{SessionPresent: exists, Reason: codec.Success}
+	if v5 {
+		pr := &ack.Props
+		if assigned {
+			pr.Set(codec.PropAssignedClientID)
+			pr.AssignedClientID = []byte(clientID)
+		}
+		if serverKA {
+			pr.Set(codec.PropServerKeepAlive)
+			pr.ServerKeepAlive = ka
+		}
+		if expiryCapped {
+			pr.Set(codec.PropSessionExpiry)
+			pr.SessionExpiry = uint32(expiry / time.Second)
+		}
+		if b.cfg.ReceiveMaximum < 65535 {
+			pr.Set(codec.PropReceiveMaximum)
+			pr.ReceiveMaximum = b.cfg.ReceiveMaximum
+		}
+		if b.cfg.TopicAliasMaximum > 0 {
+			pr.Set(codec.PropTopicAliasMaximum)
+			pr.TopicAliasMaximum = b.cfg.TopicAliasMaximum
+		}
+		pr.Set(codec.PropMaximumPacketSize)
+		pr.MaximumPacketSize = uint32(b.cfg.MaxPacketSize)
+	}
+	ver := c.version
+	c.write(true, func(buf []byte) []byte { return ack.Append(buf, ver) })
+	if exists {
+		c.resumeLocked(now)
+	}
+	_ = b.store.Save(s)
+	s.Mu.Unlock()
+	mu.Unlock()
+
+	if old != nil {
+		old.takenOverClean.Store(p.CleanStart)
+		old.takenOver.Store(true)
+		old.closeWith(codec.SessionTakenOver, "takeover")
+	}
+	if ended != nil {
+		b.unsubscribeAll(ended, endedSubs)
+	}
+	if endedWill != nil {
+		b.publishWill(endedWill)
+	}
+
+	c.info = ClientInfo{
+		ClientID: clientID, Group: group, Username: c.user, Node: b.cfg.NodeID,
+		Remote: c.remote(), IP: c.remoteIP(), Transport: c.tc.Transport(), Protocol: "mqtt",
+		Version: c.version, KeepAlive: ka, CleanStart: p.CleanStart, ConnectedAt: now,
+	}
+	b.groupOnline(group, 1)
+	b.log.Debug().Str("client_id", clientID).Str("remote", c.info.Remote).Bool("session_present", exists).Msg("connected")
+	for _, h := range b.cfg.Hooks {
+		h.OnConnect(c.info)
+	}
+	return nil
+}
+
+// resumeLocked re-sends what was in flight, then the queue [MQTT-4.4.0-1].
+// Caller holds c.sess.Mu.
+func (c *conn) resumeLocked(now time.Time) {
+	s := c.sess
+	for _, f := range s.Inflight() {
+		if f.Phase == session.PhaseReleased {
+			id := f.PacketID
+			c.write(true, func(b []byte) []byte {
+				a := codec.Ack{Kind: codec.PUBREL, PacketID: id}
+				return a.Append(b, c.version)
+			})
+			continue
+		}
+		c.writePublishLocked(f, f.Sent, now)
+	}
+	c.drainLocked(now)
+}
+
+// onDisconnect handles a client's DISCONNECT.
+func (c *conn) onDisconnect(h codec.Header, body []byte) error {
+	var d codec.Disconnect
+	if err := d.Decode(h, body, c.version); err != nil {
+		return err
+	}
+	if c.v5() && d.Props.Has(codec.PropSessionExpiry) {
+		s := c.sess
+		s.Mu.Lock()
+		if s.Expiry == 0 && d.Props.SessionExpiry != 0 {
+			s.Mu.Unlock()
+			return &codec.MalformedError{Packet: codec.DISCONNECT, Field: "session expiry interval", Reason: codec.ProtocolError,
+				Msg: "cannot set a session expiry after connecting with 0"} // [MQTT-3.14.2-2]
+		}
+		e := time.Duration(d.Props.SessionExpiry) * time.Second
+		if d.Props.SessionExpiry == 0xFFFFFFFF || e > c.b.cfg.SessionMaxExpiry {
+			e = c.b.cfg.SessionMaxExpiry
+		}
+		s.Expiry = e
+		s.Mu.Unlock()
+	}
+	if d.Reason != codec.DisconnectWithWill {
+		c.normalExit = true // [MQTT-3.14.4-3]: the will is discarded
+	}
+	c.setExitReason("client disconnect")
+	c.stopRead.Store(true)
+	_ = c.tc.Close()
+	return nil
+}
+
+// disconnected runs once when a connected client's connection is gone.
+func (c *conn) disconnected(err error) {
+	b := c.b
+	now := time.Now()
+	c.isConnected.Store(false)
+	s := c.sess
+	mu := b.idLock(c.clientID)
+	mu.Lock()
+	s.Mu.Lock()
+	mine := s.Owner == c
+	endNow := false
+	var subs []session.Subscription
+	if mine {
+		s.Owner = nil
+		s.DisconnectedAt = now
+		if s.Expiry == 0 {
+			endNow = true
+			for _, sub := range s.Subs {
+				subs = append(subs, *sub)
+			}
+			clear(s.Subs)
+		} else if n := s.Trim(b.cfg.SessionMaxQueued); n > 0 {
+			b.st.droppedOffline.Add(uint64(n))
+		}
+	}
+	// The will [MQTT-3.1.2-8]: published unless the client said
+	// DISCONNECT (without 0x04). A delay waits unless the session ends
+	// first [MQTT-3.1.3-9].
+	var willNow *session.Will
+	if w := c.will; w != nil && !c.normalExit {
+		if c.hasWillExp {
+			m := *w.Msg
+			m.ExpiresAt = now.Add(w.Delay + time.Duration(c.willExpiry)*time.Second)
+			w = &session.Will{Msg: &m, Delay: w.Delay}
+		}
+		switch {
+		case !mine:
+			// Taken over: a resumed session cancels a delayed will; a
+			// clean start ended the old session, so the will goes now.
+			if w.Delay == 0 || c.takenOverClean.Load() {
+				willNow = w
+			}
+		case endNow || w.Delay == 0:
+			willNow = w
+		default:
+			s.PendingWill = w
+			s.WillAt = now.Add(min(w.Delay, s.Expiry))
+		}
+	}
+	if mine && !endNow {
+		_ = b.store.Save(s)
+	}
+	s.Mu.Unlock()
+	if endNow {
+		b.store.Delete(c.clientID, s)
+	}
+	mu.Unlock()
+	if endNow {
+		b.unsubscribeAll(s, subs)
+	}
+	if willNow != nil {
+		b.publishWill(willNow)
+	}
+	b.groupOnline(c.group, -1)
+
+	c.outMu.Lock()
+	reason := c.exitReason
+	c.outMu.Unlock()
+	switch {
+	case c.takenOver.Load():
+		reason = "takeover"
+	case reason != "":
+	case err != nil:
+		reason = "network error: " + err.Error()
+	default:
+		reason = "connection closed"
+	}
+	b.log.Debug().Str("client_id", c.clientID).Str("reason", reason).Msg("disconnected")
+	for _, h := range b.cfg.Hooks {
+		h.OnDisconnect(c.info, reason)
+	}
+}
+
+// publishWill publishes a will message as if its client had sent it.
+func (b *Broker) publishWill(w *session.Will) {
+	m := w.Msg
+	if m.Retain {
+		b.ret.set(m)
+	}
+	b.route(m, "")
+	for _, h := range b.cfg.Hooks {
+		h.OnPublish(m)
+	}
+}

@@ -1,0 +1,46 @@
+// Package broker is the core of mqttd: the MQTT 3.1.1/5 protocol state
+// machine on top of codec, the topic trie and routing, retained messages,
+// wills, keepalive, session takeover, QoS 1/2 flows, limits and auth hooks.
+// A *Broker is a transport.Handler: every transport listener feeds it
+// connections, and gateways reach it through the exported API.
+//
+// # A PUBLISH, end to end
+//
+// The transport calls OnData on the connection's event loop with all
+// buffered bytes; the broker frames whole packets (codec.ParseHeader) and
+// decodes each one in place. An accepted PUBLISH is copied once into an
+// immutable session.Message, retained if asked, and routed: the trie
+// returns the matching subscriptions, overlapping ones of one client are
+// merged into one delivery, shared groups pick one member. Each delivery
+// goes to its session: online, encoded into that connection's outbound
+// buffer (or queued behind its in-flight window); offline, into its
+// bounded queue. Then the publisher gets its PUBACK/PUBREC.
+//
+// # Concurrency
+//
+//   - Each connection's protocol state is owned by its transport callbacks
+//     (serialized per connection) and takes no lock.
+//   - session.Session.Mu guards a session: its subscriptions, queue,
+//     in-flight window, and which connection has it (Owner). Deliveries
+//     from any event loop take it briefly.
+//   - conn.outMu guards a connection's outbound buffer. A flush swaps the
+//     buffer out and hands it to the transport (one write in flight per
+//     connection); everything appended meanwhile goes out with the next
+//     write, so busy connections batch many packets per syscall.
+//   - The trie has one RWMutex (match takes the read lock); the retained
+//     store another. Neither is held while a session lock is taken.
+//   - idMu stripes serialize CONNECT/disconnect per client ID, so takeover
+//     and session end never race.
+//
+// Lock order: idMu stripe → session.Mu → conn.outMu. The trie and
+// retained locks are leaves. No lock is held across a transport call or a
+// hook.
+//
+// # Bounds
+//
+// Outbound bytes per connection (OutboundLimit: QoS 0 past it is dropped
+// and counted, QoS 1/2 wait in the session), the in-flight window
+// (min(client Receive Maximum, MaxInflight)), the online pending queue
+// (MaxPending) and the offline queue (SessionMaxQueued), each dropping its
+// oldest message and counting it.
+package broker

@@ -1,0 +1,395 @@
+package broker
+
+import (
+	"strings"
+	"time"
+
+	"github.com/mqttd/mqttd/codec"
+	"github.com/mqttd/mqttd/session"
+)
+
+func isSys(topic string) bool {
+	return strings.HasPrefix(topic, "$SYS") && (len(topic) == 4 || topic[4] == '/')
+}
+
+func (b *Broker) allowed(user, topic string, a Access) bool {
+	if b.cfg.Users == nil {
+		return true
+	}
+	return b.cfg.Users.Allow(user, topic, a)
+}
+
+// pubRefuse answers a refused PUBLISH: MQTT 5 QoS 1/2 get PUBACK/PUBREC
+// with the reason, MQTT 5 QoS 0 gets DISCONNECT, 3.1.1 is closed.
+func (c *conn) pubRefuse(p *codec.Publish, r codec.ReasonCode) error {
+	if !c.v5() || p.QoS == codec.QoS0 {
+		return r
+	}
+	kind := codec.PUBACK
+	if p.QoS == codec.QoS2 {
+		kind = codec.PUBREC
+	}
+	c.writeAck(kind, p.PacketID, r)
+	return nil
+}
+
+func (c *conn) writeAck(kind codec.Type, id uint16, r codec.ReasonCode) {
+	v := c.version
+	c.write(true, func(b []byte) []byte {
+		a := codec.Ack{Kind: kind, PacketID: id, Reason: r}
+		return a.Append(b, v)
+	})
+}
+
+// onPublish handles an inbound PUBLISH [MQTT-3.3].
+func (c *conn) onPublish(h codec.Header, body []byte) error {
+	b := c.b
+	p := &c.pub
+	if err := p.Decode(h, body, c.version); err != nil {
+		return err
+	}
+	topic := p.Topic
+	if c.v5() {
+		if p.Props.Has(codec.PropSubscriptionID) {
+			return &codec.MalformedError{Packet: codec.PUBLISH, Field: "subscription identifier", Reason: codec.ProtocolError} // [MQTT-3.3.4-6]
+		}
+		if p.Props.Has(codec.PropTopicAlias) {
+			a := p.Props.TopicAlias
+			if a == 0 || a > c.aliasInMax {
+				return codec.TopicAliasInvalid // [MQTT-3.3.2-8], [MQTT-3.3.2-9]
+			}
+			if len(topic) == 0 {
+				t, ok := c.aliasIn[a]
+				if !ok {
+					return &codec.MalformedError{Packet: codec.PUBLISH, Field: "topic alias", Reason: codec.ProtocolError, Msg: "unknown alias"}
+				}
+				topic = []byte(t) // one allocation: the Message copies it anyway
+			} else {
+				if c.aliasIn == nil {
+					c.aliasIn = make(map[uint16]string)
+				}
+				c.aliasIn[a] = string(topic)
+			}
+		} else if len(topic) == 0 {
+			return &codec.MalformedError{Packet: codec.PUBLISH, Field: "topic name", Reason: codec.ProtocolError, Msg: "empty without alias"} // [MQTT-3.3.2-1]
+		}
+	}
+	ts := unsafeString(topic)
+	if !b.validTopic(ts) {
+		return c.pubRefuse(p, codec.TopicNameInvalid)
+	}
+	if isSys(ts) || !b.allowed(c.user, ts, AccessPublish) {
+		return c.pubRefuse(p, codec.NotAuthorized)
+	}
+	s := c.sess
+	if p.QoS == codec.QoS2 {
+		s.Mu.Lock()
+		if _, dup := s.Received[p.PacketID]; dup {
+			// A resend of one we have: acknowledge again, deliver once
+			// [MQTT-4.3.3-10].
+			s.Mu.Unlock()
+			c.writeAck(codec.PUBREC, p.PacketID, codec.Success)
+			return nil
+		}
+		if len(s.Received) >= int(b.cfg.ReceiveMaximum) {
+			s.Mu.Unlock()
+			return codec.ReceiveMaximumExceeded // [MQTT-3.3.4-9]
+		}
+		s.Received[p.PacketID] = struct{}{}
+		_ = b.store.Save(s)
+		s.Mu.Unlock()
+	}
+	now := time.Now()
+	m := session.NewMessage(p, topic, c.clientID, now)
+	b.st.messagesIn.Add(1)
+	if p.Retain {
+		b.ret.set(m)
+	}
+	b.route(m, c.clientID)
+	switch p.QoS {
+	case codec.QoS1:
+		c.writeAck(codec.PUBACK, p.PacketID, codec.Success)
+	case codec.QoS2:
+		c.writeAck(codec.PUBREC, p.PacketID, codec.Success)
+	}
+	for _, hk := range b.cfg.Hooks {
+		hk.OnPublish(m)
+	}
+	return nil
+}
+
+// onAck handles PUBACK, PUBREC, PUBREL and PUBCOMP from the client.
+func (c *conn) onAck(a *codec.Ack) error {
+	s := c.sess
+	switch a.Kind {
+	case codec.PUBREL: // inbound QoS 2, step 3 [MQTT-4.3.3-11]
+		s.Mu.Lock()
+		_, ok := s.Received[a.PacketID]
+		delete(s.Received, a.PacketID)
+		if ok {
+			_ = c.b.store.Save(s)
+		}
+		s.Mu.Unlock()
+		r := codec.Success
+		if !ok {
+			r = codec.PacketIdentifierNotFound
+		}
+		c.writeAck(codec.PUBCOMP, a.PacketID, r)
+		return nil
+	case codec.PUBACK, codec.PUBCOMP:
+		s.Mu.Lock()
+		f := s.FindInflight(a.PacketID)
+		if f != nil && (a.Kind == codec.PUBACK) == (f.QoS == codec.QoS1) && (a.Kind == codec.PUBACK || f.Phase == session.PhaseReleased) {
+			s.RemoveInflight(a.PacketID)
+			_ = c.b.store.Save(s)
+		}
+		c.drainLocked(time.Now())
+		s.Mu.Unlock()
+		return nil
+	case codec.PUBREC:
+		s.Mu.Lock()
+		f := s.FindInflight(a.PacketID)
+		switch {
+		case f == nil || f.QoS != codec.QoS2:
+			s.Mu.Unlock()
+			c.writeAck(codec.PUBREL, a.PacketID, codec.PacketIdentifierNotFound)
+			return nil
+		case a.Reason.IsError():
+			// The client refused it: the flow ends here [MQTT-4.3.3-4].
+			s.RemoveInflight(a.PacketID)
+			c.drainLocked(time.Now())
+		default:
+			f.Phase = session.PhaseReleased
+			c.writeAck(codec.PUBREL, a.PacketID, codec.Success)
+		}
+		_ = c.b.store.Save(s)
+		s.Mu.Unlock()
+		return nil
+	}
+	return nil
+}
+
+// route delivers m to every matching subscription. publisher is the
+// sending client's ID (for No Local), "" for the broker's own messages.
+func (b *Broker) route(m *session.Message, publisher string) {
+	mt := matcherPool.Get().(*matcher)
+	b.subs.match(m.Topic, mt)
+	now := m.Created
+	if now.IsZero() {
+		now = time.Now()
+	}
+	// Merge overlapping plain subscriptions of one client into one
+	// delivery at the highest QoS with every subscription id.
+	for _, d := range mt.merge(m, publisher) {
+		b.deliver(d.s, d.Delivery, now)
+	}
+	for _, g := range mt.groups {
+		ms := g.members
+		if len(ms) == 0 {
+			continue
+		}
+		start := int(g.next.Add(1))
+		pick := -1
+		// Prefer an online member; fall back to the next in turn.
+		for k := 0; k < len(ms); k++ {
+			i := (start + k) % len(ms)
+			s := ms[i].s
+			s.Mu.Lock()
+			online := s.Owner != nil
+			s.Mu.Unlock()
+			if online {
+				pick = i
+				break
+			}
+		}
+		if pick < 0 {
+			pick = start % len(ms)
+		}
+		e := ms[pick]
+		d := session.Delivery{Msg: m, QoS: min(m.QoS, e.sub.QoS), Retain: m.Retain && e.sub.RetainAsPublished}
+		if e.sub.ID != 0 {
+			d.SubIDs = []uint32{e.sub.ID}
+		}
+		b.deliver(e.s, d, now)
+	}
+	mt.reset()
+	matcherPool.Put(mt)
+}
+
+// deliver hands d to session s: online, to its connection (in flight or
+// queued behind the window); offline, to its queue (QoS > 0 only).
+func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time) {
+	if d.Msg.Expired(now) {
+		b.st.droppedExpired.Add(1)
+		return
+	}
+	s.Mu.Lock()
+	c, _ := s.Owner.(*conn)
+	if c == nil {
+		if d.QoS > codec.QoS0 && s.Expiry > 0 {
+			if n := s.Enqueue(d, b.cfg.SessionMaxQueued); n > 0 {
+				b.st.droppedOffline.Add(uint64(n))
+			}
+			_ = b.store.Save(s)
+		}
+		s.Mu.Unlock()
+		return
+	}
+	if d.QoS == codec.QoS0 {
+		if !c.writePublishLocked(&session.Inflight{Delivery: d}, false, now) {
+			b.st.droppedQoS0.Add(1)
+			c.congestedFlag.Store(true)
+		}
+		s.Mu.Unlock()
+		c.flush()
+		return
+	}
+	if s.QueueLen() > 0 || s.InflightLen() >= c.window {
+		if n := s.Enqueue(d, b.cfg.MaxPending); n > 0 {
+			b.st.droppedPending.Add(uint64(n))
+		}
+		_ = b.store.Save(s)
+		s.Mu.Unlock()
+		return
+	}
+	s.Enqueue(d, 0)
+	c.drainLocked(now)
+	s.Mu.Unlock()
+	c.flush()
+}
+
+// drain moves queued deliveries into the in-flight window while there is
+// room. Safe from any goroutine.
+func (c *conn) drain() {
+	s := c.sess
+	if s == nil {
+		return
+	}
+	s.Mu.Lock()
+	if s.Owner == c {
+		c.drainLocked(time.Now())
+	}
+	s.Mu.Unlock()
+	c.flush()
+}
+
+// drainLocked is drain with c.sess.Mu held.
+func (c *conn) drainLocked(now time.Time) {
+	s := c.sess
+	c.congestedFlag.Store(false)
+	for s.QueueLen() > 0 && s.InflightLen() < c.window {
+		d, _ := s.Peek()
+		if d.Msg.Expired(now) {
+			s.Pop()
+			c.b.st.droppedExpired.Add(1)
+			continue
+		}
+		if !c.hasRoom() {
+			c.congestedFlag.Store(true)
+			return
+		}
+		f, ok := s.AddInflight(d)
+		if !ok {
+			return
+		}
+		s.Pop()
+		c.writePublishLocked(f, false, now)
+	}
+}
+
+func (c *conn) hasRoom() bool {
+	c.outMu.Lock()
+	ok := !c.outMu.dead && c.roomLocked()
+	c.outMu.Unlock()
+	return ok
+}
+
+// writePublishLocked encodes f as a PUBLISH into the outbound buffer.
+// Caller holds c.sess.Mu (it guards the outbound topic aliases). QoS 0
+// (f.PacketID 0) respects the outbound limit and reports false when
+// dropped; QoS 1/2 are always written (the window bounds them).
+func (c *conn) writePublishLocked(f *session.Inflight, dup bool, now time.Time) bool {
+	m := f.Msg
+	p := codec.Publish{
+		Topic:    unsafeBytes(m.Topic),
+		Payload:  m.Payload,
+		QoS:      f.QoS,
+		PacketID: f.PacketID,
+		Dup:      dup && f.QoS > 0,
+		Retain:   f.Retain,
+	}
+	if c.v5() {
+		pr := &p.Props
+		if m.HasFormat {
+			pr.Set(codec.PropPayloadFormat)
+			pr.PayloadFormat = m.PayloadFormat
+		}
+		if e, ok := m.RemainingExpiry(now); ok {
+			pr.Set(codec.PropMessageExpiry)
+			pr.MessageExpiry = e // [MQTT-3.3.2-6]
+		}
+		if m.ContentType != nil {
+			pr.Set(codec.PropContentType)
+			pr.ContentType = m.ContentType
+		}
+		if m.ResponseTopic != nil {
+			pr.Set(codec.PropResponseTopic)
+			pr.ResponseTopic = m.ResponseTopic
+		}
+		if m.CorrelationData != nil {
+			pr.Set(codec.PropCorrelationData)
+			pr.CorrelationData = m.CorrelationData
+		}
+		if len(f.SubIDs) > 0 {
+			pr.Set(codec.PropSubscriptionID)
+			pr.SubscriptionIDs = f.SubIDs
+		}
+		if len(m.User) > 0 {
+			pr.Set(codec.PropUser)
+			pr.User = m.User
+		}
+		if c.aliasMax > 0 {
+			c.applyAlias(&p)
+		}
+		if c.maxOut > 0 && p.Size(codec.V5) > int(c.maxOut) {
+			// Never send more than the client accepts [MQTT-3.1.2-24]:
+			// the message is discarded as if delivered.
+			c.b.st.droppedTooBig.Add(1)
+			if f.PacketID != 0 {
+				c.sess.RemoveInflight(f.PacketID)
+			}
+			return true
+		}
+	}
+	v := c.version
+	ok := c.write(f.PacketID != 0, func(b []byte) []byte { return p.Append(b, v) })
+	if ok {
+		f.Sent = true
+		c.b.st.messagesOut.Add(1)
+	}
+	return ok
+}
+
+// applyAlias gives p's topic an outbound alias: the first time a topic
+// goes out it carries the topic and a new alias, after that the alias
+// alone [MQTT-3.3.2-12]. When all aliases are taken, topics without one go
+// out in full. Caller holds c.sess.Mu.
+func (c *conn) applyAlias(p *codec.Publish) {
+	t := unsafeString(p.Topic)
+	if a, ok := c.aliasOut[t]; ok {
+		p.Props.Set(codec.PropTopicAlias)
+		p.Props.TopicAlias = a
+		p.Topic = nil
+		return
+	}
+	if len(c.aliasOut) >= int(c.aliasMax) {
+		return
+	}
+	if c.aliasOut == nil {
+		c.aliasOut = make(map[string]uint16)
+	}
+	a := uint16(len(c.aliasOut) + 1)
+	c.aliasOut[strings.Clone(t)] = a
+	p.Props.Set(codec.PropTopicAlias)
+	p.Props.TopicAlias = a
+}

@@ -1,0 +1,208 @@
+// Command mqttd runs the mqttd broker. `mqttd -h` lists every setting.
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"github.com/mqttd/mqttd/broker"
+	"github.com/mqttd/mqttd/transport"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	o, err := parseOptions(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mqttd:", err)
+		return 2
+	}
+	if err := o.validate(); err != nil {
+		fmt.Fprintln(stderr, "mqttd:", err)
+		return 2
+	}
+	log, err := newLogger(o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "mqttd:", err)
+		return 2
+	}
+	srv, err := start(o, log)
+	if err != nil {
+		log.Error().Err(err).Msg("start failed")
+		return 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info().Str("signal", s.String()).Msg("shutting down")
+	srv.stop()
+	log.Info().Msg("stopped")
+	return 0
+}
+
+func newLogger(o *options, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(o.logLevel)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("-log.level %q: %w", o.logLevel, err)
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	console := o.logFormat == "console"
+	if o.logFormat == "auto" {
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			console = true
+		}
+	} else if o.logFormat != "json" && o.logFormat != "console" {
+		return zerolog.Logger{}, fmt.Errorf("-log.format %q: want auto, console or json", o.logFormat)
+	}
+	if console {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// server is the running broker with its listeners.
+type server struct {
+	b         *broker.Broker
+	listeners []transport.Listener
+	log       zerolog.Logger
+}
+
+func off(addr string) bool { return addr == "" || addr == "off" }
+
+func start(o *options, log zerolog.Logger) (*server, error) {
+	cfg := broker.Config{
+		MaxPacketSize:     int(o.maxPacket),
+		Names:             broker.Names(o.names),
+		MaxClientIDLen:    o.maxClientID,
+		AllowAnonymous:    o.allowAnonymous,
+		SessionMaxExpiry:  o.sessMaxExpiry,
+		SessionMaxQueued:  o.sessMaxQueued,
+		MaxPending:        o.maxPending,
+		MaxKeepAlive:      uint16(o.maxKeepAlive),
+		ReceiveMaximum:    uint16(o.receiveMax),
+		MaxInflight:       uint16(o.maxInflight),
+		TopicAliasMaximum: uint16(o.topicAliasMax),
+		DisableTopicAlias: o.noTopicAlias || o.topicAliasMax == 0,
+		OutboundLimit:     int(o.outboundLimit),
+		ConnectTimeout:    o.connectTimeout,
+		DenySubscribe:     o.denySubscribe,
+		NodeID:            o.nodeID,
+		Log:               log.With().Str("component", "broker").Logger(),
+	}
+	b, err := broker.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{b: b, log: log}
+	var tlsCfg *tls.Config
+	if o.tlsCert != "" {
+		if tlsCfg, err = serverTLS(o); err != nil {
+			s.stop()
+			return nil, err
+		}
+	}
+	tlog := log.With().Str("component", "transport").Logger()
+	type lis struct {
+		name, addr string
+		open       func() (transport.Listener, error)
+	}
+	all := []lis{
+		{"mqtt", o.mqttAddr, func() (transport.Listener, error) {
+			return transport.ListenTCP(transport.TCPConfig{Addr: o.mqttAddr, Loops: o.loops, Log: tlog}, b)
+		}},
+		{"ws", o.wsAddr, func() (transport.Listener, error) {
+			return transport.ListenWS(transport.WSConfig{Addr: o.wsAddr, Log: tlog}, b)
+		}},
+	}
+	if tlsCfg != nil {
+		all = append(all,
+			lis{"tls", o.tlsAddr, func() (transport.Listener, error) {
+				return transport.ListenTLS(transport.TLSConfig{Addr: o.tlsAddr, TLS: tlsCfg, Log: tlog}, b)
+			}},
+			lis{"wss", o.wssAddr, func() (transport.Listener, error) {
+				return transport.ListenWS(transport.WSConfig{Addr: o.wssAddr, TLS: tlsCfg, Log: tlog}, b)
+			}})
+	}
+	for _, l := range all {
+		if off(l.addr) {
+			continue
+		}
+		ln, err := l.open()
+		if err != nil {
+			s.stop()
+			return nil, fmt.Errorf("%s listener on %s: %w", l.name, l.addr, err)
+		}
+		s.listeners = append(s.listeners, ln)
+		log.Info().Str("listener", l.name).Str("addr", ln.Addr().String()).Msg("listening")
+	}
+	if len(s.listeners) == 0 {
+		s.stop()
+		return nil, errors.New("every listener is off")
+	}
+	if o.allowAnonymous {
+		log.Warn().Msg("anonymous clients are allowed (-allow-anonymous)")
+	}
+	return s, nil
+}
+
+func serverTLS(o *options) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("-tls.cert/-tls.key: %w", err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	mode := o.tlsClientAuth
+	if o.tlsClientCA != "" {
+		pem, err := os.ReadFile(o.tlsClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("-tls.client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-tls.client-ca %s: no PEM certificates", o.tlsClientCA)
+		}
+		c.ClientCAs = pool
+		if mode == "" {
+			mode = "require"
+		}
+	}
+	switch mode {
+	case "require":
+		if c.ClientCAs == nil {
+			return nil, errors.New("-tls.client-auth require needs -tls.client-ca")
+		}
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	case "request":
+		if c.ClientCAs == nil {
+			return nil, errors.New("-tls.client-auth request needs -tls.client-ca")
+		}
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return c, nil
+}
+
+// stop disconnects the clients, then closes the listeners.
+func (s *server) stop() {
+	_ = s.b.Close()
+	for _, l := range s.listeners {
+		if err := l.Close(); err != nil {
+			s.log.Warn().Err(err).Msg("closing listener")
+		}
+	}
+}
