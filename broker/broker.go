@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"strconv"
 	"sync"
@@ -30,7 +31,7 @@ const tickEvery = 250 * time.Millisecond
 type Broker struct {
 	cfg   Config
 	log   zerolog.Logger
-	store session.Store
+	store *session.Store
 
 	subs trie
 	ret  retained
@@ -70,12 +71,15 @@ func New(cfg Config) (*Broker, error) {
 		started: time.Now(),
 	}
 	if b.store == nil {
-		b.store = session.NewMemory()
+		b.store = session.NewStore(nil)
 	}
 	for i := range b.conns {
 		b.conns[i].m = make(map[*conn]struct{})
 	}
 	b.idSeq.Store(uint64(time.Now().UnixNano()))
+	if err := b.restore(); err != nil {
+		return nil, err
+	}
 	b.wg.Add(1)
 	go b.housekeeping()
 	return b, nil
@@ -276,6 +280,7 @@ func (b *Broker) sweepSessions(now time.Time) {
 			if s.PendingWill != nil && !now.Before(s.WillAt) {
 				wills = append(wills, s.PendingWill)
 				s.PendingWill = nil
+				b.store.SaveSession(s)
 			}
 			if !s.DisconnectedAt.IsZero() && now.Sub(s.DisconnectedAt) >= s.Expiry {
 				if s.PendingWill != nil { // the session ends: the will goes now
@@ -283,8 +288,11 @@ func (b *Broker) sweepSessions(now time.Time) {
 					s.PendingWill = nil
 				}
 				ended = append(ended, s)
-			} else if n := s.DropExpiredQueued(now); n > 0 {
-				b.st.droppedExpired.Add(uint64(n))
+			} else {
+				for _, f := range s.DropExpiredQueued(now) {
+					b.store.DeleteOut(s, f)
+					b.st.droppedExpired.Add(1)
+				}
 			}
 		}
 		s.Mu.Unlock()
@@ -296,6 +304,62 @@ func (b *Broker) sweepSessions(now time.Time) {
 	for _, s := range ended {
 		b.endSession(s)
 	}
+	if len(wills)+len(ended) > 0 {
+		b.store.Commit(func(error) {})
+	}
+}
+
+// restore rebuilds the trie, the retained messages and the wills from
+// what the store kept. Clients that were connected when the process
+// stopped count as disconnected now: their wills follow the usual rules.
+func (b *Broker) restore() error {
+	now := time.Now()
+	snap, err := b.store.Load(now)
+	if err != nil {
+		return fmt.Errorf("broker: restoring sessions: %w", err)
+	}
+	for _, m := range snap.Retained {
+		b.ret.set(m)
+	}
+	subs := 0
+	for _, s := range snap.Sessions {
+		for _, sub := range s.Subs {
+			pf, ok := b.parseFilter(sub.Filter)
+			if !ok {
+				b.log.Warn().Str("client_id", s.ClientID).Str("topic", sub.Filter).Msg("dropping a stored subscription the naming rules refuse")
+				delete(s.Subs, sub.Filter)
+				continue
+			}
+			b.subs.add(s, pf.group, pf.filter, *sub)
+			subs++
+		}
+	}
+	for id, w := range snap.Wills {
+		s, ok := b.store.Get(id)
+		switch {
+		case !ok || w.Delay == 0:
+			b.publishWill(w) // its session ended with the process, or no delay
+		default:
+			s.Mu.Lock()
+			s.PendingWill = w
+			s.WillAt = now.Add(min(w.Delay, s.Expiry))
+			b.store.SaveSession(s)
+			s.Mu.Unlock()
+		}
+		b.store.DeleteWill(id)
+	}
+	if len(snap.Wills) > 0 {
+		done := make(chan error, 1)
+		b.store.Commit(func(err error) { done <- err })
+		if err := <-done; err != nil {
+			return fmt.Errorf("broker: restoring wills: %w", err)
+		}
+	}
+	if len(snap.Sessions)+len(snap.Retained)+len(snap.Wills) > 0 {
+		b.log.Info().Int("sessions", len(snap.Sessions)).Int("subscriptions", subs).
+			Int("retained", len(snap.Retained)).Int("wills", len(snap.Wills)).Msg("restored from the store")
+	}
+	return nil
 }
 
 // endSession removes an offline session and its subscriptions.

@@ -95,8 +95,9 @@ type Config struct {
 	// filter match; SUBACK 0x80 / 0x87). Grants per user come with Users.
 	DenySubscribe []string
 
-	// Store keeps session state. nil: an in-memory store.
-	Store session.Store
+	// Store keeps session state; with a durable backend, the broker
+	// restores what it holds at New. nil: an in-memory store.
+	Store *session.Store
 
 	// Hooks receive broker events (bridges, gateways, stats). May be nil.
 	Hooks []Hook

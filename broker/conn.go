@@ -80,6 +80,10 @@ type conn struct {
 		flushing bool
 		closing  bool // a final packet is queued; close after it is written
 		dead     bool // transport closed: drop everything
+		// acks holds acknowledgements in the order their packets arrived
+		// while some wait for a durable step (store commit): each goes
+		// out once it and all before it are ready [MQTT-4.6.0-2..4].
+		acks []*pendingAck
 	}
 	wbuf   [][]byte // the vector being written (one element)
 	doneFn func(error)
@@ -120,9 +124,11 @@ func (c *conn) remoteIP() string {
 
 func (c *conn) v5() bool { return c.version == codec.V5 }
 
-// room reports whether the outbound buffer may take more. Caller holds outMu.
+// roomLocked reports whether the outbound buffer may take more: bytes not
+// yet handed to the transport plus what the transport still holds (which
+// includes the write under way). Caller holds outMu.
 func (c *conn) roomLocked() bool {
-	return len(c.outMu.out)+c.outMu.writing+c.tc.Outbound() < c.b.cfg.OutboundLimit
+	return len(c.outMu.out)+c.tc.Outbound() < c.b.cfg.OutboundLimit
 }
 
 // write appends a packet built by enc to the outbound buffer. force
@@ -141,6 +147,66 @@ func (c *conn) write(force bool, enc func([]byte) []byte) bool {
 	c.outMu.out = enc(c.outMu.out)
 	c.b.st.bytesOut.Add(uint64(len(c.outMu.out) - n))
 	return true
+}
+
+// pendingAck is an acknowledgement that waits for a durable step.
+type pendingAck struct {
+	enc   func([]byte) []byte
+	ready bool
+	after func() // runs once the ack is queued for writing (e.g. retained messages after SUBACK)
+}
+
+// queueAck queues an acknowledgement. wait reports whether it must wait for
+// ackReady; it is written at once (behind any earlier waiting ones)
+// otherwise. Safe from any goroutine.
+func (c *conn) queueAck(wait bool, enc func([]byte) []byte, after func()) *pendingAck {
+	c.outMu.Lock()
+	if !wait && len(c.outMu.acks) == 0 {
+		if !c.outMu.dead && !c.outMu.closing {
+			n := len(c.outMu.out)
+			c.outMu.out = enc(c.outMu.out)
+			c.b.st.bytesOut.Add(uint64(len(c.outMu.out) - n))
+		}
+		c.outMu.Unlock()
+		if after != nil {
+			after()
+		}
+		return nil
+	}
+	pa := &pendingAck{enc: enc, ready: !wait, after: after}
+	c.outMu.acks = append(c.outMu.acks, pa)
+	c.outMu.Unlock()
+	return pa
+}
+
+// ackReady marks pa ready and writes every ready acknowledgement at the
+// head of the queue. Safe from any goroutine.
+func (c *conn) ackReady(pa *pendingAck) {
+	var after []func()
+	c.outMu.Lock()
+	pa.ready = true
+	i := 0
+	for ; i < len(c.outMu.acks) && c.outMu.acks[i].ready; i++ {
+		a := c.outMu.acks[i]
+		if !c.outMu.dead && !c.outMu.closing {
+			n := len(c.outMu.out)
+			c.outMu.out = a.enc(c.outMu.out)
+			c.b.st.bytesOut.Add(uint64(len(c.outMu.out) - n))
+		}
+		if a.after != nil {
+			after = append(after, a.after)
+		}
+		c.outMu.acks[i] = nil
+	}
+	c.outMu.acks = c.outMu.acks[i:]
+	if len(c.outMu.acks) == 0 {
+		c.outMu.acks = nil
+	}
+	c.outMu.Unlock()
+	for _, f := range after {
+		f()
+	}
+	c.flush()
 }
 
 // flush hands the outbound buffer to the transport unless a write is

@@ -224,6 +224,16 @@ func (c *conn) onConnect(body []byte) error {
 	c.connected = true
 	c.isConnected.Store(true)
 
+	if exists && expiry == 0 && b.store.Durable() {
+		// Resumed as a session that ends with this connection: its records
+		// must not outlive a crash.
+		b.store.Backend().DeleteSession(clientID)
+	}
+	b.store.SaveSession(s)
+	if c.will != nil {
+		b.store.SaveWill(clientID, c.will)
+	}
+
 	ack := codec.Connack{SessionPresent: exists, Reason: codec.Success}
 	if v5 {
 		pr := &ack.Props
@@ -255,9 +265,9 @@ func (c *conn) onConnect(body []byte) error {
 	if exists {
 		c.resumeLocked(now)
 	}
-	_ = b.store.Save(s)
 	s.Mu.Unlock()
 	mu.Unlock()
+	b.store.Commit(func(error) {})
 
 	if old != nil {
 		old.takenOverClean.Store(p.CleanStart)
@@ -288,7 +298,7 @@ func (c *conn) onConnect(body []byte) error {
 // Caller holds c.sess.Mu.
 func (c *conn) resumeLocked(now time.Time) {
 	s := c.sess
-	for _, f := range s.Inflight() {
+	for _, f := range s.Out()[:s.InflightLen()] {
 		if f.Phase == session.PhaseReleased {
 			id := f.PacketID
 			c.write(true, func(b []byte) []byte {
@@ -353,8 +363,11 @@ func (c *conn) disconnected(err error) {
 				subs = append(subs, *sub)
 			}
 			clear(s.Subs)
-		} else if n := s.Trim(b.cfg.SessionMaxQueued); n > 0 {
-			b.st.droppedOffline.Add(uint64(n))
+		} else {
+			for _, f := range s.TrimQueue(b.cfg.SessionMaxQueued) {
+				b.store.DeleteOut(s, f)
+				b.st.droppedOffline.Add(1)
+			}
 		}
 	}
 	// The will [MQTT-3.1.2-8]: published unless the client said
@@ -382,13 +395,17 @@ func (c *conn) disconnected(err error) {
 		}
 	}
 	if mine && !endNow {
-		_ = b.store.Save(s)
+		b.store.SaveSession(s)
+	}
+	if c.will != nil && mine {
+		b.store.DeleteWill(c.clientID)
 	}
 	s.Mu.Unlock()
 	if endNow {
 		b.store.Delete(c.clientID, s)
 	}
 	mu.Unlock()
+	b.store.Commit(func(error) {})
 	if endNow {
 		b.unsubscribeAll(s, subs)
 	}
@@ -420,8 +437,16 @@ func (b *Broker) publishWill(w *session.Will) {
 	m := w.Msg
 	if m.Retain {
 		b.ret.set(m)
+		b.store.SaveRetained(m)
 	}
-	b.route(m, "")
+	var ds *durableSet
+	if b.store.Durable() {
+		ds = &durableSet{}
+	}
+	b.route(m, "", ds)
+	if ds != nil {
+		b.store.Commit(func(error) { b.release(ds) })
+	}
 	for _, h := range b.cfg.Hooks {
 		h.OnPublish(m)
 	}

@@ -33,12 +33,74 @@ func (c *conn) pubRefuse(p *codec.Publish, r codec.ReasonCode) error {
 	return nil
 }
 
+// writeAck queues an acknowledgement that needs no durable step (behind
+// any that wait for one).
 func (c *conn) writeAck(kind codec.Type, id uint16, r codec.ReasonCode) {
-	v := c.version
-	c.write(true, func(b []byte) []byte {
+	c.queueAck(false, ackEncoder(kind, id, r, c.version), nil)
+}
+
+// waitAck queues an acknowledgement that goes out when the store has
+// committed everything written so far; a failed commit closes the
+// connection instead (the client will resend).
+func (c *conn) waitAck(kind codec.Type, id uint16, r codec.ReasonCode, ds *durableSet) {
+	if !c.b.store.Durable() {
+		c.b.release(ds)
+		c.writeAck(kind, id, r)
+		return
+	}
+	pa := c.queueAck(true, ackEncoder(kind, id, r, c.version), nil)
+	c.b.store.Commit(func(err error) {
+		// On failure the routed messages still go out (the store is
+		// broken, not the delivery), but the publisher gets no
+		// acknowledgement: it will resend.
+		c.b.release(ds)
+		if err != nil {
+			c.b.log.Error().Err(err).Str("client_id", c.clientID).Msg("store commit failed: closing the connection unacknowledged")
+			c.closeWith(codec.ImplementationSpecificError, "store failure")
+			return
+		}
+		c.ackReady(pa)
+	})
+}
+
+func ackEncoder(kind codec.Type, id uint16, r codec.ReasonCode, v codec.Version) func([]byte) []byte {
+	return func(b []byte) []byte {
 		a := codec.Ack{Kind: kind, PacketID: id, Reason: r}
 		return a.Append(b, v)
-	})
+	}
+}
+
+// durableSet collects the outbound messages that one publish queued to
+// persistent sessions. They are sent only once their store records are
+// committed, so that nothing a subscriber saw can vanish in a crash.
+type durableSet struct {
+	items []durableItem
+}
+
+type durableItem struct {
+	s *session.Session
+	f *session.Inflight
+}
+
+// release marks ds's messages durable and sends what their sessions can.
+func (b *Broker) release(ds *durableSet) {
+	if ds == nil {
+		return
+	}
+	now := time.Now()
+	for _, it := range ds.items {
+		s := it.s
+		s.Mu.Lock()
+		it.f.Durable = true
+		c, _ := s.Owner.(*conn)
+		if c != nil {
+			c.drainLocked(now)
+		}
+		s.Mu.Unlock()
+		if c != nil {
+			c.flush()
+		}
+	}
 }
 
 // onPublish handles an inbound PUBLISH [MQTT-3.3].
@@ -96,7 +158,7 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 			return codec.ReceiveMaximumExceeded // [MQTT-3.3.4-9]
 		}
 		s.Received[p.PacketID] = struct{}{}
-		_ = b.store.Save(s)
+		b.store.SaveReceived(s, p.PacketID)
 		s.Mu.Unlock()
 	}
 	now := time.Now()
@@ -104,13 +166,23 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 	b.st.messagesIn.Add(1)
 	if p.Retain {
 		b.ret.set(m)
+		b.store.SaveRetained(m)
 	}
-	b.route(m, c.clientID)
+	var ds *durableSet
+	if b.store.Durable() && p.QoS > codec.QoS0 {
+		ds = &durableSet{}
+	}
+	b.route(m, c.clientID, ds)
+	// The acknowledgement goes once every durable step is done.
 	switch p.QoS {
+	case codec.QoS0:
+		if p.Retain && b.store.Durable() {
+			b.store.Commit(func(error) {})
+		}
 	case codec.QoS1:
-		c.writeAck(codec.PUBACK, p.PacketID, codec.Success)
+		c.waitAck(codec.PUBACK, p.PacketID, codec.Success, ds)
 	case codec.QoS2:
-		c.writeAck(codec.PUBREC, p.PacketID, codec.Success)
+		c.waitAck(codec.PUBREC, p.PacketID, codec.Success, ds)
 	}
 	for _, hk := range b.cfg.Hooks {
 		hk.OnPublish(m)
@@ -120,50 +192,59 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 
 // onAck handles PUBACK, PUBREC, PUBREL and PUBCOMP from the client.
 func (c *conn) onAck(a *codec.Ack) error {
+	b := c.b
 	s := c.sess
+	now := time.Now()
 	switch a.Kind {
 	case codec.PUBREL: // inbound QoS 2, step 3 [MQTT-4.3.3-11]
 		s.Mu.Lock()
 		_, ok := s.Received[a.PacketID]
-		delete(s.Received, a.PacketID)
 		if ok {
-			_ = c.b.store.Save(s)
+			delete(s.Received, a.PacketID)
+			b.store.DeleteReceived(s, a.PacketID)
 		}
 		s.Mu.Unlock()
 		r := codec.Success
 		if !ok {
 			r = codec.PacketIdentifierNotFound
 		}
-		c.writeAck(codec.PUBCOMP, a.PacketID, r)
+		// PUBCOMP only once the release is durable: the client may reuse
+		// the packet id right after it.
+		c.waitAck(codec.PUBCOMP, a.PacketID, r, nil)
 		return nil
 	case codec.PUBACK, codec.PUBCOMP:
 		s.Mu.Lock()
-		f := s.FindInflight(a.PacketID)
-		if f != nil && (a.Kind == codec.PUBACK) == (f.QoS == codec.QoS1) && (a.Kind == codec.PUBACK || f.Phase == session.PhaseReleased) {
-			s.RemoveInflight(a.PacketID)
-			_ = c.b.store.Save(s)
+		f := s.Find(a.PacketID)
+		if f != nil && f.Sent && (a.Kind == codec.PUBACK) == (f.QoS == codec.QoS1) &&
+			(a.Kind == codec.PUBACK || f.Phase == session.PhaseReleased) {
+			s.Remove(a.PacketID)
+			b.store.DeleteOut(s, f)
 		}
-		c.drainLocked(time.Now())
+		c.drainLocked(now)
 		s.Mu.Unlock()
 		return nil
 	case codec.PUBREC:
 		s.Mu.Lock()
-		f := s.FindInflight(a.PacketID)
+		f := s.Find(a.PacketID)
 		switch {
-		case f == nil || f.QoS != codec.QoS2:
+		case f == nil || f.QoS != codec.QoS2 || !f.Sent:
 			s.Mu.Unlock()
 			c.writeAck(codec.PUBREL, a.PacketID, codec.PacketIdentifierNotFound)
 			return nil
 		case a.Reason.IsError():
 			// The client refused it: the flow ends here [MQTT-4.3.3-4].
-			s.RemoveInflight(a.PacketID)
-			c.drainLocked(time.Now())
-		default:
-			f.Phase = session.PhaseReleased
-			c.writeAck(codec.PUBREL, a.PacketID, codec.Success)
+			s.Remove(a.PacketID)
+			b.store.DeleteOut(s, f)
+			c.drainLocked(now)
+			s.Mu.Unlock()
+			return nil
 		}
-		_ = c.b.store.Save(s)
+		f.Phase = session.PhaseReleased
+		b.store.SaveOut(s, f)
 		s.Mu.Unlock()
+		// PUBREL only once the new phase is durable: after a PUBREL the
+		// PUBLISH must never be sent again [MQTT-4.3.3-5].
+		c.waitAck(codec.PUBREL, a.PacketID, codec.Success, nil)
 		return nil
 	}
 	return nil
@@ -171,7 +252,7 @@ func (c *conn) onAck(a *codec.Ack) error {
 
 // route delivers m to every matching subscription. publisher is the
 // sending client's ID (for No Local), "" for the broker's own messages.
-func (b *Broker) route(m *session.Message, publisher string) {
+func (b *Broker) route(m *session.Message, publisher string, ds *durableSet) {
 	mt := matcherPool.Get().(*matcher)
 	b.subs.match(m.Topic, mt)
 	now := m.Created
@@ -181,7 +262,7 @@ func (b *Broker) route(m *session.Message, publisher string) {
 	// Merge overlapping plain subscriptions of one client into one
 	// delivery at the highest QoS with every subscription id.
 	for _, d := range mt.merge(m, publisher) {
-		b.deliver(d.s, d.Delivery, now)
+		b.deliver(d.s, d.Delivery, now, ds)
 	}
 	for _, g := range mt.groups {
 		ms := g.members
@@ -210,56 +291,74 @@ func (b *Broker) route(m *session.Message, publisher string) {
 		if e.sub.ID != 0 {
 			d.SubIDs = []uint32{e.sub.ID}
 		}
-		b.deliver(e.s, d, now)
+		b.deliver(e.s, d, now, ds)
 	}
 	mt.reset()
 	matcherPool.Put(mt)
 }
 
 // deliver hands d to session s: online, to its connection (in flight or
-// queued behind the window); offline, to its queue (QoS > 0 only).
-func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time) {
+// queued behind the window); offline, to its queue (QoS > 0 only). With a
+// durable store, QoS 1/2 messages for a persistent session are recorded
+// and collected in ds: they go out once the commit is done.
+func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time, ds *durableSet) {
 	if d.Msg.Expired(now) {
 		b.st.droppedExpired.Add(1)
 		return
 	}
 	s.Mu.Lock()
 	c, _ := s.Owner.(*conn)
-	if c == nil {
-		if d.QoS > codec.QoS0 && s.Expiry > 0 {
-			if n := s.Enqueue(d, b.cfg.SessionMaxQueued); n > 0 {
-				b.st.droppedOffline.Add(uint64(n))
-			}
-			_ = b.store.Save(s)
-		}
-		s.Mu.Unlock()
-		return
-	}
 	if d.QoS == codec.QoS0 {
-		if !c.writePublishLocked(&session.Inflight{Delivery: d}, false, now) {
-			b.st.droppedQoS0.Add(1)
-			c.congestedFlag.Store(true)
+		if c != nil {
+			if !c.writePublishLocked(&session.Inflight{Delivery: d}, false, now) {
+				b.st.droppedQoS0.Add(1)
+				c.congestedFlag.Store(true)
+			}
 		}
 		s.Mu.Unlock()
-		c.flush()
+		if c != nil {
+			c.flush()
+		}
 		return
 	}
-	if s.QueueLen() > 0 || s.InflightLen() >= c.window {
-		if n := s.Enqueue(d, b.cfg.MaxPending); n > 0 {
-			b.st.droppedPending.Add(uint64(n))
-		}
-		_ = b.store.Save(s)
+	if c == nil && s.Expiry == 0 {
+		s.Mu.Unlock() // the session ends with its connection
+		return
+	}
+	limit := b.cfg.MaxPending
+	if c == nil {
+		limit = b.cfg.SessionMaxQueued
+	}
+	waitCommit := ds != nil && s.Expiry > 0
+	f, ok := s.Add(d, !waitCommit)
+	if !ok {
+		b.st.droppedPending.Add(1)
 		s.Mu.Unlock()
 		return
 	}
-	s.Enqueue(d, 0)
-	c.drainLocked(now)
+	b.store.SaveOut(s, f)
+	if waitCommit {
+		ds.items = append(ds.items, durableItem{s: s, f: f})
+	}
+	for _, old := range s.TrimQueue(limit) {
+		b.store.DeleteOut(s, old)
+		if c == nil {
+			b.st.droppedOffline.Add(1)
+		} else {
+			b.st.droppedPending.Add(1)
+		}
+	}
+	if c != nil {
+		c.drainLocked(now)
+	}
 	s.Mu.Unlock()
-	c.flush()
+	if c != nil {
+		c.flush()
+	}
 }
 
-// drain moves queued deliveries into the in-flight window while there is
-// room. Safe from any goroutine.
+// drain sends queued messages while the window and the outbound buffer
+// have room. Safe from any goroutine.
 func (c *conn) drain() {
 	s := c.sess
 	if s == nil {
@@ -273,14 +372,19 @@ func (c *conn) drain() {
 	c.flush()
 }
 
-// drainLocked is drain with c.sess.Mu held.
+// drainLocked is drain with c.sess.Mu held. It stops at the first
+// message whose store record is not committed yet, keeping order.
 func (c *conn) drainLocked(now time.Time) {
 	s := c.sess
 	c.congestedFlag.Store(false)
-	for s.QueueLen() > 0 && s.InflightLen() < c.window {
-		d, _ := s.Peek()
-		if d.Msg.Expired(now) {
-			s.Pop()
+	for s.InflightLen() < c.window {
+		f := s.NextUnsent()
+		if f == nil || !f.Durable {
+			return
+		}
+		if f.Msg.Expired(now) {
+			s.Remove(f.PacketID)
+			c.b.store.DeleteOut(s, f)
 			c.b.st.droppedExpired.Add(1)
 			continue
 		}
@@ -288,11 +392,7 @@ func (c *conn) drainLocked(now time.Time) {
 			c.congestedFlag.Store(true)
 			return
 		}
-		f, ok := s.AddInflight(d)
-		if !ok {
-			return
-		}
-		s.Pop()
+		s.MarkSent()
 		c.writePublishLocked(f, false, now)
 	}
 }
@@ -356,7 +456,8 @@ func (c *conn) writePublishLocked(f *session.Inflight, dup bool, now time.Time) 
 			// the message is discarded as if delivered.
 			c.b.st.droppedTooBig.Add(1)
 			if f.PacketID != 0 {
-				c.sess.RemoveInflight(f.PacketID)
+				c.sess.Remove(f.PacketID)
+				c.b.store.DeleteOut(c.sess, f)
 			}
 			return true
 		}
@@ -364,7 +465,6 @@ func (c *conn) writePublishLocked(f *session.Inflight, dup bool, now time.Time) 
 	v := c.version
 	ok := c.write(f.PacketID != 0, func(b []byte) []byte { return p.Append(b, v) })
 	if ok {
-		f.Sent = true
 		c.b.st.messagesOut.Add(1)
 	}
 	return ok

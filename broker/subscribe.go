@@ -65,7 +65,7 @@ func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 		_, had := s.Subs[raw]
 		cp := sub
 		s.Subs[raw] = &cp
-		_ = b.store.Save(s)
+		b.store.SaveSession(s)
 		s.Mu.Unlock()
 		b.subs.add(s, pf.group, pf.filter, sub)
 		reasons = append(reasons, codec.ReasonCode(f.QoS))
@@ -78,22 +78,42 @@ func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 		}
 	}
 	c.reasons = reasons
-	ack := codec.Suback{PacketID: p.PacketID, Reasons: reasons}
+	ack := codec.Suback{PacketID: p.PacketID, Reasons: append([]codec.ReasonCode(nil), reasons...)}
 	v := c.version
-	c.write(true, func(buf []byte) []byte { return ack.Append(buf, v) })
-	now := time.Now()
-	for _, r := range toSend {
-		for _, m := range r.msgs {
-			if m.Expired(now) {
-				continue
+	enc := func(buf []byte) []byte { return ack.Append(buf, v) }
+	var after func()
+	if len(toSend) > 0 {
+		after = func() {
+			now := time.Now()
+			for _, r := range toSend {
+				for _, m := range r.msgs {
+					if m.Expired(now) {
+						continue
+					}
+					d := session.Delivery{Msg: m, QoS: min(m.QoS, r.sub.QoS), Retain: true} // [MQTT-3.3.1-8]
+					if r.sub.ID != 0 {
+						d.SubIDs = []uint32{r.sub.ID}
+					}
+					b.deliver(s, d, now, nil)
+				}
 			}
-			d := session.Delivery{Msg: m, QoS: min(m.QoS, r.sub.QoS), Retain: true} // [MQTT-3.3.1-8]
-			if r.sub.ID != 0 {
-				d.SubIDs = []uint32{r.sub.ID}
-			}
-			b.deliver(s, d, now)
+			c.flush()
 		}
 	}
+	// SUBACK once the subscriptions are durable; the retained messages
+	// after it.
+	if !b.store.Durable() {
+		c.queueAck(false, enc, after)
+		return nil
+	}
+	pa := c.queueAck(true, enc, after)
+	b.store.Commit(func(err error) {
+		if err != nil {
+			c.closeWith(codec.ImplementationSpecificError, "store failure")
+			return
+		}
+		c.ackReady(pa)
+	})
 	return nil
 }
 
@@ -117,7 +137,7 @@ func (c *conn) onUnsubscribe(h codec.Header, body []byte) error {
 		_, had := s.Subs[raw]
 		delete(s.Subs, raw)
 		if had {
-			_ = b.store.Save(s)
+			b.store.SaveSession(s)
 		}
 		s.Mu.Unlock()
 		if had {
@@ -128,8 +148,9 @@ func (c *conn) onUnsubscribe(h codec.Header, body []byte) error {
 		}
 	}
 	c.reasons = reasons
-	ack := codec.Unsuback{PacketID: p.PacketID, Reasons: reasons}
+	ack := codec.Unsuback{PacketID: p.PacketID, Reasons: append([]codec.ReasonCode(nil), reasons...)}
 	v := c.version
-	c.write(true, func(buf []byte) []byte { return ack.Append(buf, v) })
+	c.queueAck(false, func(buf []byte) []byte { return ack.Append(buf, v) }, nil)
+	b.store.Commit(func(error) {})
 	return nil
 }

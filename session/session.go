@@ -27,21 +27,29 @@ type Delivery struct {
 	SubIDs []uint32  // subscription identifiers to send
 }
 
-// Phase is where a QoS 1/2 message in flight to the client stands.
+// Phase is where a QoS 1/2 message on its way to the client stands.
 type Phase byte
 
-// Phases of an outbound in-flight message.
+// Phases of an outbound message.
 const (
-	PhasePublished Phase = iota // PUBLISH sent, awaiting PUBACK / PUBREC
+	PhasePublished Phase = iota // PUBLISH due or sent, awaiting PUBACK / PUBREC
 	PhaseReleased               // QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
 )
 
-// Inflight is one outbound QoS 1/2 message that holds a packet id.
+// Inflight is one outbound QoS 1/2 message of a session: queued (not yet
+// sent) or in flight (sent, not yet acknowledged). It holds its packet id
+// from the moment it is queued, so that a resend after a restart reuses
+// the id the client may already have seen [MQTT-4.3.3].
 type Inflight struct {
 	Delivery
 	PacketID uint16
+	Seq      uint64 // order of the session's outbound messages (store key)
 	Phase    Phase
-	Sent     bool // sent at least once on some connection (resend sets DUP)
+	Sent     bool // sent at least once (a resend sets DUP)
+	// Durable is set once the message's store record is committed; only
+	// durable messages are sent, so nothing the client saw can vanish in
+	// a crash. Always true on a store that is not durable.
+	Durable bool
 }
 
 // Will is a will message waiting to be published.
@@ -71,15 +79,13 @@ type Session struct {
 
 	Subs map[string]*Subscription
 
-	// Queue holds deliveries that have no packet id yet, oldest first:
-	// waiting for the client to connect (offline) or for room in the
-	// in-flight window (online).
-	queue    []Delivery
-	queueOff int
-
-	// inflight holds outbound QoS 1/2 messages by send order.
-	inflight []*Inflight
-	nextID   uint16
+	// out holds the outbound QoS 1/2 messages in order: out[:nsent] were
+	// sent and await acknowledgement (the in-flight window), out[nsent:]
+	// wait to be sent (queued: offline, or online behind the window).
+	out     []*Inflight
+	nsent   int
+	nextID  uint16
+	nextSeq uint64
 
 	// Received holds the packet ids of inbound QoS 2 publishes that were
 	// accepted (PUBREC sent) and not yet released by PUBREL.
@@ -101,83 +107,20 @@ func New(clientID, group string) *Session {
 	}
 }
 
-// QueueLen is the number of queued deliveries.
-func (s *Session) QueueLen() int { return len(s.queue) - s.queueOff }
+// QueueLen is the number of messages waiting to be sent.
+func (s *Session) QueueLen() int { return len(s.out) - s.nsent }
 
-// Enqueue appends d to the queue. When the queue then holds more than max
-// deliveries (max > 0), the oldest are dropped; it returns how many.
-func (s *Session) Enqueue(d Delivery, max int) (dropped int) {
-	s.queue = append(s.queue, d)
-	if max > 0 {
-		for s.QueueLen() > max {
-			s.queue[s.queueOff] = Delivery{}
-			s.queueOff++
-			dropped++
-		}
-	}
-	s.compact()
-	return dropped
-}
+// InflightLen is the number of messages sent and not yet acknowledged.
+func (s *Session) InflightLen() int { return s.nsent }
 
-// Trim drops the oldest queued deliveries until at most max remain and
-// returns how many it dropped.
-func (s *Session) Trim(max int) (dropped int) {
-	for s.QueueLen() > max {
-		s.queue[s.queueOff] = Delivery{}
-		s.queueOff++
-		dropped++
-	}
-	s.compact()
-	return dropped
-}
+// Out returns every outbound message, sent ones first, in order. The
+// slice is the session's own: use it under the owner's lock only.
+func (s *Session) Out() []*Inflight { return s.out }
 
-// Peek returns the oldest queued delivery.
-func (s *Session) Peek() (Delivery, bool) {
-	if s.QueueLen() == 0 {
-		return Delivery{}, false
-	}
-	return s.queue[s.queueOff], true
-}
-
-// Pop removes the oldest queued delivery.
-func (s *Session) Pop() (Delivery, bool) {
-	if s.QueueLen() == 0 {
-		return Delivery{}, false
-	}
-	d := s.queue[s.queueOff]
-	s.queue[s.queueOff] = Delivery{}
-	s.queueOff++
-	s.compact()
-	return d, true
-}
-
-func (s *Session) compact() {
-	if s.queueOff == len(s.queue) {
-		s.queue = s.queue[:0]
-		s.queueOff = 0
-		return
-	}
-	if s.queueOff > 32 && s.queueOff*2 > len(s.queue) {
-		n := copy(s.queue, s.queue[s.queueOff:])
-		for i := n; i < len(s.queue); i++ {
-			s.queue[i] = Delivery{}
-		}
-		s.queue = s.queue[:n]
-		s.queueOff = 0
-	}
-}
-
-// InflightLen is the number of outbound messages holding a packet id.
-func (s *Session) InflightLen() int { return len(s.inflight) }
-
-// Inflight returns the in-flight messages in send order. The slice is the
-// session's own: do not keep it past the owner's lock.
-func (s *Session) Inflight() []*Inflight { return s.inflight }
-
-// AddInflight gives d a free packet id and records it as in flight. ok is
-// false when all 65535 ids are taken.
-func (s *Session) AddInflight(d Delivery) (*Inflight, bool) {
-	if len(s.inflight) >= 65535 {
+// Add queues d with a free packet id and the next sequence number. ok is
+// false when all 65535 packet ids are taken.
+func (s *Session) Add(d Delivery, durable bool) (f *Inflight, ok bool) {
+	if len(s.out) >= 65535 {
 		return nil, false
 	}
 	for {
@@ -185,19 +128,50 @@ func (s *Session) AddInflight(d Delivery) (*Inflight, bool) {
 		if s.nextID == 0 {
 			s.nextID = 1
 		}
-		if s.FindInflight(s.nextID) == nil {
+		if s.Find(s.nextID) == nil {
 			break
 		}
 	}
-	f := &Inflight{Delivery: d, PacketID: s.nextID}
-	s.inflight = append(s.inflight, f)
+	s.nextSeq++
+	f = &Inflight{Delivery: d, PacketID: s.nextID, Seq: s.nextSeq, Durable: durable}
+	s.out = append(s.out, f)
 	return f, true
 }
 
-// FindInflight returns the in-flight message with packet id id, or nil.
-func (s *Session) FindInflight(id uint16) *Inflight {
+// Restore appends a message loaded from a store, as sent (it is resent
+// with DUP when the client is back).
+func (s *Session) Restore(f *Inflight) {
+	f.Sent, f.Durable = true, true
+	s.out = append(s.out, f)
+	s.nsent = len(s.out)
+	if f.Seq > s.nextSeq {
+		s.nextSeq = f.Seq
+	}
+	if f.PacketID > s.nextID {
+		s.nextID = f.PacketID
+	}
+}
+
+// NextUnsent returns the oldest message waiting to be sent, or nil.
+func (s *Session) NextUnsent() *Inflight {
+	if s.nsent < len(s.out) {
+		return s.out[s.nsent]
+	}
+	return nil
+}
+
+// MarkSent moves the oldest waiting message (NextUnsent) into flight.
+func (s *Session) MarkSent() {
+	if s.nsent < len(s.out) {
+		s.out[s.nsent].Sent = true
+		s.nsent++
+	}
+}
+
+// Find returns the outbound message with packet id id, or nil.
+func (s *Session) Find(id uint16) *Inflight {
 	// Acknowledgements mostly arrive in send order: look from the front.
-	for _, f := range s.inflight {
+	for _, f := range s.out {
 		if f.PacketID == id {
 			return f
 		}
@@ -205,38 +179,46 @@ func (s *Session) FindInflight(id uint16) *Inflight {
 	return nil
 }
 
-// RemoveInflight drops the in-flight message with packet id id and
-// reports whether there was one.
-func (s *Session) RemoveInflight(id uint16) bool {
-	for i, f := range s.inflight {
+// Remove drops the outbound message with packet id id.
+func (s *Session) Remove(id uint16) (*Inflight, bool) {
+	for i, f := range s.out {
 		if f.PacketID == id {
-			copy(s.inflight[i:], s.inflight[i+1:])
-			s.inflight[len(s.inflight)-1] = nil
-			s.inflight = s.inflight[:len(s.inflight)-1]
-			return true
+			s.removeAt(i)
+			return f, true
 		}
 	}
-	return false
+	return nil, false
 }
 
-// DropExpiredQueued removes queued deliveries whose message expired at now
-// and returns how many.
-func (s *Session) DropExpiredQueued(now time.Time) (dropped int) {
-	if s.QueueLen() == 0 {
-		return 0
+func (s *Session) removeAt(i int) {
+	if i < s.nsent {
+		s.nsent--
 	}
-	kept := s.queue[:0]
-	for _, d := range s.queue[s.queueOff:] {
-		if d.Msg.Expired(now) {
-			dropped++
+	copy(s.out[i:], s.out[i+1:])
+	s.out[len(s.out)-1] = nil
+	s.out = s.out[:len(s.out)-1]
+}
+
+// TrimQueue drops the oldest waiting messages until at most max wait, and
+// returns them.
+func (s *Session) TrimQueue(max int) (dropped []*Inflight) {
+	for s.QueueLen() > max {
+		dropped = append(dropped, s.out[s.nsent])
+		s.removeAt(s.nsent)
+	}
+	return dropped
+}
+
+// DropExpiredQueued removes waiting messages whose expiry passed at now
+// and returns them.
+func (s *Session) DropExpiredQueued(now time.Time) (dropped []*Inflight) {
+	for i := s.nsent; i < len(s.out); {
+		if s.out[i].Msg.Expired(now) {
+			dropped = append(dropped, s.out[i])
+			s.removeAt(i)
 			continue
 		}
-		kept = append(kept, d)
+		i++
 	}
-	for i := len(kept); i < len(s.queue); i++ {
-		s.queue[i] = Delivery{}
-	}
-	s.queue = kept
-	s.queueOff = 0
 	return dropped
 }

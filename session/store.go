@@ -3,93 +3,129 @@ package session
 import (
 	"hash/maphash"
 	"sync"
+	"time"
 )
 
-// Store keeps the sessions of all clients by client ID. Implementations
-// are safe for concurrent use. The broker changes a Session's fields under
-// its Mu and tells the store with Save when the change must outlive the
-// process (a durable store persists it; Memory has nothing to do).
-type Store interface {
-	// Get returns the session of clientID.
-	Get(clientID string) (*Session, bool)
-	// Put adds or replaces the session of s.ClientID.
-	Put(s *Session)
-	// Delete removes the session of clientID if it is s (a newer session
-	// under the same ID is kept) and reports whether it removed it.
-	Delete(clientID string, s *Session) bool
-	// Save records that s changed. The caller holds s.Mu.
-	Save(s *Session) error
-	// Range calls fn for every session until fn returns false. fn must
-	// not call back into the store.
-	Range(fn func(*Session) bool)
-	// Len is the number of sessions.
-	Len() int
-	// Close releases the store.
+// Backend persists what the Store is told to. Writes are queued in call
+// order and become durable together at the next Commit (group commit: one
+// sync for everything queued since the last one). Implementations are safe
+// for concurrent use; write methods never block on I/O.
+type Backend interface {
+	SaveSession(s *Session)        // meta: group, expiry, disconnect time, subscriptions, pending will. Caller holds s.Mu.
+	DeleteSession(clientID string) // the session and every record under it
+	SaveOut(clientID string, f *Inflight)
+	DeleteOut(clientID string, f *Inflight)
+	SaveReceived(clientID string, id uint16)
+	DeleteReceived(clientID string, id uint16)
+	SaveWill(clientID string, w *Will) // the connected client's will: published at restart after a crash
+	DeleteWill(clientID string)
+	SaveRetained(m *Message)
+	DeleteRetained(topic string)
+
+	// Commit calls done once everything queued before it is durable, or
+	// failed. done runs on the backend's goroutine and must not block.
+	Commit(done func(error))
+
+	// Load reads what a previous run left behind.
+	Load() (*Snapshot, error)
+
+	// KV is the key-value space for other components.
+	KV() KV
+
 	Close() error
 }
 
-const memShards = 64
+// Snapshot is the state a Backend holds at start.
+type Snapshot struct {
+	Sessions []*Session
+	Wills    map[string]*Will // wills of clients that were connected when the process stopped
+	Retained []*Message
+}
 
-// Memory is the in-memory Store: sessions live as long as the process.
-type Memory struct {
-	seed   maphash.Seed
-	shards [memShards]struct {
+const storeShards = 64
+
+// Store holds every session in memory, by client ID, and tells its
+// Backend (if durable) what changed. Safe for concurrent use.
+type Store struct {
+	seed    maphash.Seed
+	backend Backend // nil: memory only
+	kv      KV
+	shards  [storeShards]struct {
 		mu sync.RWMutex // guards m
 		m  map[string]*Session
 	}
 }
 
-// NewMemory returns an empty in-memory store.
-func NewMemory() *Memory {
-	m := &Memory{seed: maphash.MakeSeed()}
-	for i := range m.shards {
-		m.shards[i].m = make(map[string]*Session)
+// NewStore returns a store over backend; nil keeps everything in memory.
+func NewStore(backend Backend) *Store {
+	st := &Store{seed: maphash.MakeSeed(), backend: backend}
+	for i := range st.shards {
+		st.shards[i].m = make(map[string]*Session)
 	}
-	return m
+	if backend != nil {
+		st.kv = backend.KV()
+	} else {
+		st.kv = NewMemKV()
+	}
+	return st
 }
 
-func (m *Memory) shard(id string) int {
-	return int(maphash.String(m.seed, id) % memShards)
+// Durable reports whether writes are persisted (and acknowledgements must
+// wait for Commit).
+func (st *Store) Durable() bool { return st.backend != nil }
+
+// Backend returns the backend, or nil when memory-only.
+func (st *Store) Backend() Backend { return st.backend }
+
+// KV returns the store's key-value space.
+func (st *Store) KV() KV { return st.kv }
+
+func (st *Store) shard(id string) int {
+	return int(maphash.String(st.seed, id) % storeShards)
 }
 
-// Get implements Store.
-func (m *Memory) Get(id string) (*Session, bool) {
-	sh := &m.shards[m.shard(id)]
+// Get returns the session of clientID.
+func (st *Store) Get(id string) (*Session, bool) {
+	sh := &st.shards[st.shard(id)]
 	sh.mu.RLock()
 	s, ok := sh.m[id]
 	sh.mu.RUnlock()
 	return s, ok
 }
 
-// Put implements Store.
-func (m *Memory) Put(s *Session) {
-	sh := &m.shards[m.shard(s.ClientID)]
+// Put adds or replaces the session of s.ClientID.
+func (st *Store) Put(s *Session) {
+	sh := &st.shards[st.shard(s.ClientID)]
 	sh.mu.Lock()
 	sh.m[s.ClientID] = s
 	sh.mu.Unlock()
 }
 
-// Delete implements Store.
-func (m *Memory) Delete(id string, s *Session) bool {
-	sh := &m.shards[m.shard(id)]
+// Delete removes the session of clientID if it is s (nil: whichever),
+// with its records in the backend, and reports whether it did.
+func (st *Store) Delete(id string, s *Session) bool {
+	sh := &st.shards[st.shard(id)]
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if cur, ok := sh.m[id]; ok && (s == nil || cur == s) {
+	cur, ok := sh.m[id]
+	if ok && (s == nil || cur == s) {
 		delete(sh.m, id)
-		return true
+	} else {
+		ok = false
 	}
-	return false
+	sh.mu.Unlock()
+	if ok && st.backend != nil {
+		st.backend.DeleteSession(id)
+	}
+	return ok
 }
 
-// Save implements Store; in memory the session already is its own record.
-func (m *Memory) Save(*Session) error { return nil }
-
-// Range implements Store. Sessions added or removed during Range may or
-// may not be seen.
-func (m *Memory) Range(fn func(*Session) bool) {
+// Range calls fn for every session until fn returns false. Sessions added
+// or removed meanwhile may or may not be seen. fn must not call back into
+// the store's registry.
+func (st *Store) Range(fn func(*Session) bool) {
 	var batch []*Session
-	for i := range m.shards {
-		sh := &m.shards[i]
+	for i := range st.shards {
+		sh := &st.shards[i]
 		sh.mu.RLock()
 		batch = batch[:0]
 		for _, s := range sh.m {
@@ -104,11 +140,11 @@ func (m *Memory) Range(fn func(*Session) bool) {
 	}
 }
 
-// Len implements Store.
-func (m *Memory) Len() int {
+// Len is the number of sessions.
+func (st *Store) Len() int {
 	n := 0
-	for i := range m.shards {
-		sh := &m.shards[i]
+	for i := range st.shards {
+		sh := &st.shards[i]
 		sh.mu.RLock()
 		n += len(sh.m)
 		sh.mu.RUnlock()
@@ -116,5 +152,105 @@ func (m *Memory) Len() int {
 	return n
 }
 
-// Close implements Store.
-func (m *Memory) Close() error { return nil }
+// persistent reports whether s's state must be durable: a durable backend
+// and a session that outlives its connection.
+func (st *Store) persistent(s *Session) bool { return st.backend != nil && s.Expiry > 0 }
+
+// SaveSession records s's meta (caller holds s.Mu).
+func (st *Store) SaveSession(s *Session) {
+	if st.persistent(s) {
+		st.backend.SaveSession(s)
+	}
+}
+
+// SaveOut records an outbound message of s (caller holds s.Mu).
+func (st *Store) SaveOut(s *Session, f *Inflight) {
+	if st.persistent(s) {
+		st.backend.SaveOut(s.ClientID, f)
+	}
+}
+
+// DeleteOut forgets an outbound message of s (caller holds s.Mu).
+func (st *Store) DeleteOut(s *Session, f *Inflight) {
+	if st.persistent(s) {
+		st.backend.DeleteOut(s.ClientID, f)
+	}
+}
+
+// SaveReceived records an inbound QoS 2 packet id of s.
+func (st *Store) SaveReceived(s *Session, id uint16) {
+	if st.persistent(s) {
+		st.backend.SaveReceived(s.ClientID, id)
+	}
+}
+
+// DeleteReceived forgets an inbound QoS 2 packet id of s.
+func (st *Store) DeleteReceived(s *Session, id uint16) {
+	if st.persistent(s) {
+		st.backend.DeleteReceived(s.ClientID, id)
+	}
+}
+
+// SaveWill records the will of a connected client.
+func (st *Store) SaveWill(clientID string, w *Will) {
+	if st.backend != nil {
+		st.backend.SaveWill(clientID, w)
+	}
+}
+
+// DeleteWill forgets the will of a client.
+func (st *Store) DeleteWill(clientID string) {
+	if st.backend != nil {
+		st.backend.DeleteWill(clientID)
+	}
+}
+
+// SaveRetained records a retained message (an empty payload deletes).
+func (st *Store) SaveRetained(m *Message) {
+	if st.backend == nil {
+		return
+	}
+	if len(m.Payload) == 0 {
+		st.backend.DeleteRetained(m.Topic)
+		return
+	}
+	st.backend.SaveRetained(m)
+}
+
+// Commit calls done once every write so far is durable; at once (on the
+// caller's goroutine) when memory-only.
+func (st *Store) Commit(done func(error)) {
+	if st.backend == nil {
+		done(nil)
+		return
+	}
+	st.backend.Commit(done)
+}
+
+// Load fills the registry from the backend and returns the wills of
+// clients that were connected and the retained messages. Sessions that
+// were connected count as disconnected at now.
+func (st *Store) Load(now time.Time) (*Snapshot, error) {
+	if st.backend == nil {
+		return &Snapshot{}, nil
+	}
+	snap, err := st.backend.Load()
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range snap.Sessions {
+		if s.DisconnectedAt.IsZero() {
+			s.DisconnectedAt = now
+		}
+		st.Put(s)
+	}
+	return snap, nil
+}
+
+// Close closes the backend.
+func (st *Store) Close() error {
+	if st.backend == nil {
+		return nil
+	}
+	return st.backend.Close()
+}

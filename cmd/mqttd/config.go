@@ -45,6 +45,9 @@ type options struct {
 	denySubscribe  listFlag
 	nodeID         string
 
+	dataDir     string
+	persistence bool
+
 	logLevel  string
 	logFormat string
 }
@@ -119,6 +122,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "close connections that send no CONNECT in this time")
 	fs.Var(&o.denySubscribe, "deny-subscribe", "topic filters nobody may subscribe to (comma-separated or repeated)")
 	fs.StringVar(&o.nodeID, "node", "mqttd", "this node's name")
+
+	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory of the embedded store (sessions, queues, in-flight messages, retained messages)")
+	fs.BoolVar(&o.persistence, "persistence", true, "keep state in -data-dir across restarts (false: memory only)")
 
 	fs.StringVar(&o.logLevel, "log.level", "info", "log level: trace, debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log.format", "auto", "log format: auto (console on a terminal, else JSON), console or json")

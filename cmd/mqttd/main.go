@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mqttd/mqttd/broker"
+	"github.com/mqttd/mqttd/session"
 	"github.com/mqttd/mqttd/transport"
 )
 
@@ -79,6 +80,7 @@ func newLogger(o *options, w io.Writer) (zerolog.Logger, error) {
 // server is the running broker with its listeners.
 type server struct {
 	b         *broker.Broker
+	store     *session.Store
 	listeners []transport.Listener
 	log       zerolog.Logger
 }
@@ -105,11 +107,25 @@ func start(o *options, log zerolog.Logger) (*server, error) {
 		NodeID:            o.nodeID,
 		Log:               log.With().Str("component", "broker").Logger(),
 	}
+	var backend session.Backend
+	if o.persistence {
+		p, err := session.OpenPebble(session.PebbleConfig{Dir: o.dataDir, Log: log.With().Str("component", "store").Logger()})
+		if err != nil {
+			return nil, err
+		}
+		backend = p
+		log.Info().Str("dir", o.dataDir).Msg("store opened")
+	} else {
+		log.Warn().Msg("persistence off: sessions, queues and retained messages live in memory only")
+	}
+	store := session.NewStore(backend)
+	cfg.Store = store
 	b, err := broker.New(cfg)
 	if err != nil {
+		_ = store.Close()
 		return nil, err
 	}
-	s := &server{b: b, log: log}
+	s := &server{b: b, store: store, log: log}
 	var tlsCfg *tls.Config
 	if o.tlsCert != "" {
 		if tlsCfg, err = serverTLS(o); err != nil {
@@ -204,5 +220,8 @@ func (s *server) stop() {
 		if err := l.Close(); err != nil {
 			s.log.Warn().Err(err).Msg("closing listener")
 		}
+	}
+	if err := s.store.Close(); err != nil {
+		s.log.Error().Err(err).Msg("closing the store")
 	}
 }
