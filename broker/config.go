@@ -102,6 +102,10 @@ type Config struct {
 	// Hooks receive broker events (bridges, gateways, stats). May be nil.
 	Hooks []Hook
 
+	// Ackers may hold publishers' acknowledgements until their messages
+	// are safe elsewhere (the Kafka bridge). May be nil.
+	Ackers []Acker
+
 	// NodeID names this broker in client info. Default "mqttd".
 	NodeID string
 

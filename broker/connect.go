@@ -443,7 +443,7 @@ func (b *Broker) publishWill(w *session.Will) {
 	if b.store.Durable() {
 		ds = &durableSet{}
 	}
-	b.route(m, "", ds)
+	b.route(m, "", ds, false)
 	if ds != nil {
 		b.store.Commit(func(error) { b.release(ds) })
 	}

@@ -41,3 +41,24 @@ type Hook interface {
 	// routing. m and its fields must not be modified; they may be kept.
 	OnPublish(m *Message)
 }
+
+// Acker holds a publisher's acknowledgement until a message is safe in
+// another system (the Kafka bridge). Accept is called on the event loop
+// for every message accepted from a client (any QoS), after routing; it
+// must not block. It returns false when the message is of no interest;
+// true takes it: for QoS 1/2 the broker then holds the publisher's
+// PUBACK/PUBREC (keeping acknowledgement order) until done is called, from
+// any goroutine, exactly once. done(nil) releases the acknowledgement;
+// done(err) closes the publisher's connection unacknowledged (the client
+// will resend). For QoS 0, done must still be called once; it does nothing.
+type Acker interface {
+	Accept(m *Message, done func(error)) bool
+}
+
+// PublishOptions modify Broker.Publish.
+type PublishOptions struct {
+	// OnlineOnly delivers to sessions whose client is connected only
+	// (the "cleanSession=true" commands); false also queues the message
+	// for offline persistent sessions.
+	OnlineOnly bool
+}

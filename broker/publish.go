@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqttd/mqttd/codec"
@@ -40,27 +42,62 @@ func (c *conn) writeAck(kind codec.Type, id uint16, r codec.ReasonCode) {
 }
 
 // waitAck queues an acknowledgement that goes out when the store has
-// committed everything written so far; a failed commit closes the
-// connection instead (the client will resend).
-func (c *conn) waitAck(kind codec.Type, id uint16, r codec.ReasonCode, ds *durableSet) {
-	if !c.b.store.Durable() {
-		c.b.release(ds)
+// committed everything written so far and every Acker that took m (nil:
+// none asked) is done; a failure closes the connection instead (the
+// client will resend).
+func (c *conn) waitAck(kind codec.Type, id uint16, r codec.ReasonCode, ds *durableSet, m *session.Message) {
+	b := c.b
+	durable := b.store.Durable()
+	if !durable && (m == nil || len(b.cfg.Ackers) == 0) {
 		c.writeAck(kind, id, r)
 		return
 	}
-	pa := c.queueAck(true, ackEncoder(kind, id, r, c.version), nil)
-	c.b.store.Commit(func(err error) {
-		// On failure the routed messages still go out (the store is
-		// broken, not the delivery), but the publisher gets no
-		// acknowledgement: it will resend.
-		c.b.release(ds)
-		if err != nil {
-			c.b.log.Error().Err(err).Str("client_id", c.clientID).Msg("store commit failed: closing the connection unacknowledged")
-			c.closeWith(codec.ImplementationSpecificError, "store failure")
-			return
+	w := &ackWait{c: c, pa: c.queueAck(true, ackEncoder(kind, id, r, c.version), nil)}
+	w.n.Store(1) // held by this function until every wait is registered
+	if durable {
+		w.n.Add(1)
+		b.store.Commit(func(err error) {
+			// On failure the routed messages still go out (the store is
+			// broken, not the delivery), but the publisher gets no
+			// acknowledgement: it will resend.
+			b.release(ds)
+			if err != nil {
+				b.log.Error().Err(err).Str("client_id", c.clientID).Msg("store commit failed")
+			}
+			w.done(err)
+		})
+	}
+	if m != nil {
+		for _, a := range b.cfg.Ackers {
+			w.n.Add(1)
+			if !a.Accept(m, w.done) {
+				w.n.Add(-1)
+			}
 		}
-		c.ackReady(pa)
-	})
+	}
+	w.done(nil)
+}
+
+// ackWait counts the durable steps an acknowledgement waits for.
+type ackWait struct {
+	c      *conn
+	pa     *pendingAck
+	n      atomic.Int32
+	failed atomic.Bool
+}
+
+func (w *ackWait) done(err error) {
+	if err != nil {
+		w.failed.Store(true)
+	}
+	if w.n.Add(-1) != 0 {
+		return
+	}
+	if w.failed.Load() {
+		w.c.closeWith(codec.ImplementationSpecificError, "message not stored")
+		return
+	}
+	w.c.ackReady(w.pa)
 }
 
 func ackEncoder(kind codec.Type, id uint16, r codec.ReasonCode, v codec.Version) func([]byte) []byte {
@@ -172,17 +209,20 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 	if b.store.Durable() && p.QoS > codec.QoS0 {
 		ds = &durableSet{}
 	}
-	b.route(m, c.clientID, ds)
+	b.route(m, c.clientID, ds, false)
 	// The acknowledgement goes once every durable step is done.
 	switch p.QoS {
 	case codec.QoS0:
 		if p.Retain && b.store.Durable() {
 			b.store.Commit(func(error) {})
 		}
+		for _, a := range b.cfg.Ackers {
+			a.Accept(m, func(error) {})
+		}
 	case codec.QoS1:
-		c.waitAck(codec.PUBACK, p.PacketID, codec.Success, ds)
+		c.waitAck(codec.PUBACK, p.PacketID, codec.Success, ds, m)
 	case codec.QoS2:
-		c.waitAck(codec.PUBREC, p.PacketID, codec.Success, ds)
+		c.waitAck(codec.PUBREC, p.PacketID, codec.Success, ds, m)
 	}
 	for _, hk := range b.cfg.Hooks {
 		hk.OnPublish(m)
@@ -210,7 +250,7 @@ func (c *conn) onAck(a *codec.Ack) error {
 		}
 		// PUBCOMP only once the release is durable: the client may reuse
 		// the packet id right after it.
-		c.waitAck(codec.PUBCOMP, a.PacketID, r, nil)
+		c.waitAck(codec.PUBCOMP, a.PacketID, r, nil, nil)
 		return nil
 	case codec.PUBACK, codec.PUBCOMP:
 		s.Mu.Lock()
@@ -244,7 +284,7 @@ func (c *conn) onAck(a *codec.Ack) error {
 		s.Mu.Unlock()
 		// PUBREL only once the new phase is durable: after a PUBREL the
 		// PUBLISH must never be sent again [MQTT-4.3.3-5].
-		c.waitAck(codec.PUBREL, a.PacketID, codec.Success, nil)
+		c.waitAck(codec.PUBREL, a.PacketID, codec.Success, nil, nil)
 		return nil
 	}
 	return nil
@@ -252,7 +292,9 @@ func (c *conn) onAck(a *codec.Ack) error {
 
 // route delivers m to every matching subscription. publisher is the
 // sending client's ID (for No Local), "" for the broker's own messages.
-func (b *Broker) route(m *session.Message, publisher string, ds *durableSet) {
+//
+// onlineOnly skips sessions whose client is not connected.
+func (b *Broker) route(m *session.Message, publisher string, ds *durableSet, onlineOnly bool) {
 	mt := matcherPool.Get().(*matcher)
 	b.subs.match(m.Topic, mt)
 	now := m.Created
@@ -262,7 +304,7 @@ func (b *Broker) route(m *session.Message, publisher string, ds *durableSet) {
 	// Merge overlapping plain subscriptions of one client into one
 	// delivery at the highest QoS with every subscription id.
 	for _, d := range mt.merge(m, publisher) {
-		b.deliver(d.s, d.Delivery, now, ds)
+		b.deliver(d.s, d.Delivery, now, ds, onlineOnly)
 	}
 	for _, g := range mt.groups {
 		ms := g.members
@@ -291,7 +333,7 @@ func (b *Broker) route(m *session.Message, publisher string, ds *durableSet) {
 		if e.sub.ID != 0 {
 			d.SubIDs = []uint32{e.sub.ID}
 		}
-		b.deliver(e.s, d, now, ds)
+		b.deliver(e.s, d, now, ds, onlineOnly)
 	}
 	mt.reset()
 	matcherPool.Put(mt)
@@ -301,13 +343,17 @@ func (b *Broker) route(m *session.Message, publisher string, ds *durableSet) {
 // queued behind the window); offline, to its queue (QoS > 0 only). With a
 // durable store, QoS 1/2 messages for a persistent session are recorded
 // and collected in ds: they go out once the commit is done.
-func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time, ds *durableSet) {
+func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time, ds *durableSet, onlineOnly bool) {
 	if d.Msg.Expired(now) {
 		b.st.droppedExpired.Add(1)
 		return
 	}
 	s.Mu.Lock()
 	c, _ := s.Owner.(*conn)
+	if c == nil && onlineOnly {
+		s.Mu.Unlock()
+		return
+	}
 	if d.QoS == codec.QoS0 {
 		if c != nil {
 			if !c.writePublishLocked(&session.Inflight{Delivery: d}, false, now) {
@@ -492,4 +538,53 @@ func (c *conn) applyAlias(p *codec.Publish) {
 	c.aliasOut[strings.Clone(t)] = a
 	p.Props.Set(codec.PropTopicAlias)
 	p.Props.TopicAlias = a
+}
+
+// ErrBadTopic is returned by Publish for a topic the naming rules refuse.
+var ErrBadTopic = errors.New("broker: topic name not valid")
+
+// Publish routes m as if a client had published it (commands from the
+// Kafka bridge, gateways). m.Topic is checked against the naming rules;
+// m.Created is set when zero. done (may be nil) is called once the message
+// is durable in every session it was queued to: at once without a durable
+// store. Ackers are not asked: m does not come from a device. Safe from
+// any goroutine.
+func (b *Broker) Publish(m *Message, opts PublishOptions, done func(error)) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if !b.validTopic(m.Topic) {
+		return ErrBadTopic
+	}
+	if m.Created.IsZero() {
+		m.Created = time.Now()
+	}
+	if m.Payload == nil {
+		m.Payload = []byte{}
+	}
+	b.st.messagesIn.Add(1)
+	if m.Retain {
+		b.ret.set(m)
+		b.store.SaveRetained(m)
+	}
+	var ds *durableSet
+	if b.store.Durable() {
+		ds = &durableSet{}
+	}
+	b.route(m, "", ds, opts.OnlineOnly)
+	for _, h := range b.cfg.Hooks {
+		h.OnPublish(m)
+	}
+	if done == nil {
+		done = func(error) {}
+	}
+	if ds == nil {
+		done(nil)
+		return nil
+	}
+	b.store.Commit(func(err error) {
+		b.release(ds)
+		done(err)
+	})
+	return nil
 }

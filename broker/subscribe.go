@@ -94,7 +94,7 @@ func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 					if r.sub.ID != 0 {
 						d.SubIDs = []uint32{r.sub.ID}
 					}
-					b.deliver(s, d, now, nil)
+					b.deliver(s, d, now, nil, false)
 				}
 			}
 			c.flush()
