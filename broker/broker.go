@@ -43,6 +43,9 @@ type Broker struct {
 		m  map[*conn]struct{}
 	}
 
+	lim         connLimits
+	connectRate *bucket // nil: no cap
+
 	groupsMu sync.Mutex // guards groups
 	groups   map[string]int
 
@@ -76,6 +79,10 @@ func New(cfg Config) (*Broker, error) {
 	for i := range b.conns {
 		b.conns[i].m = make(map[*conn]struct{})
 	}
+	b.lim.perIP = make(map[string]int)
+	if cfg.ConnectRate > 0 {
+		b.connectRate = newBucket(cfg.ConnectRate, cfg.ConnectRate)
+	}
 	b.idSeq.Store(uint64(time.Now().UnixNano()))
 	if err := b.restore(); err != nil {
 		return nil, err
@@ -94,11 +101,13 @@ func (b *Broker) Close() error {
 	close(b.stop)
 	b.wg.Wait()
 	b.forEachConn(func(c *conn) { c.closeWith(codec.ServerShuttingDown, "shutdown") })
-	// Give the final packets a moment to leave.
-	deadline := time.Now().Add(2 * time.Second)
+	// Give the final packets a moment to leave and the clients a moment
+	// to read them, then close what is left.
+	deadline := time.Now().Add(lingerFor)
 	for time.Now().Before(deadline) && b.connCount() > 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
+	b.forEachConn(func(c *conn) { _ = c.tc.Close() })
 	return nil
 }
 
@@ -165,6 +174,14 @@ func (b *Broker) OnOpen(tc transport.Conn) {
 		_ = tc.Close()
 		return
 	}
+	c.ip = c.remoteIP()
+	if !b.admit(c.ip) {
+		b.log.Warn().Str("remote", c.remote()).Msg("connection limit reached: closing")
+		c.stopRead.Store(true)
+		_ = tc.Close()
+		return
+	}
+	c.admitted = true
 	b.addConn(c)
 }
 
@@ -216,6 +233,9 @@ func (b *Broker) OnClose(tc transport.Conn, err error) {
 	c.stopRead.Store(true)
 	c.markDead()
 	b.removeConn(c)
+	if c.admitted {
+		b.releaseIP(c.ip)
+	}
 	if c.connected {
 		c.disconnected(err)
 	}
@@ -247,6 +267,10 @@ func (b *Broker) sweepConns(now time.Time) {
 	nowNs := now.UnixNano()
 	b.forEachConn(func(c *conn) {
 		switch {
+		case c.finalSent.Load() != 0:
+			if nowNs-c.finalSent.Load() >= int64(lingerFor) {
+				_ = c.tc.Close()
+			}
 		case c.closingSince.Load() != 0:
 			if nowNs-c.closingSince.Load() > int64(5*time.Second) {
 				_ = c.tc.Close()

@@ -91,6 +91,23 @@ type Config struct {
 	// Default 10s.
 	ConnectTimeout time.Duration
 
+	// MaxConnections caps open connections (0: no cap); one more is
+	// closed at once.
+	MaxConnections int
+
+	// MaxConnectionsPerIP caps open connections from one IP address (0:
+	// no cap).
+	MaxConnectionsPerIP int
+
+	// ConnectRate caps accepted CONNECTs per second across the broker
+	// (burst: one second's worth); past it CONNACK 0x9F (MQTT 5) / 0x03
+	// (3.1.1). 0: no cap.
+	ConnectRate int
+
+	// MaxMsgRate caps PUBLISH packets per second per client (burst: two
+	// seconds' worth); past it MQTT 5 DISCONNECT 0x96, 3.1.1 close. 0: no cap.
+	MaxMsgRate int
+
 	// DenySubscribe lists topic filters nobody may subscribe to (exact
 	// filter match; SUBACK 0x80 / 0x87). Grants per user come with Users.
 	DenySubscribe []string
@@ -172,6 +189,8 @@ func (c *Config) Validate() error {
 		return errors.New("broker: max pending must not be negative")
 	case c.OutboundLimit < 0:
 		return errors.New("broker: outbound limit must not be negative")
+	case c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 || c.ConnectRate < 0 || c.MaxMsgRate < 0:
+		return errors.New("broker: connection and rate limits must not be negative")
 	case c.ConnectTimeout < 0:
 		return errors.New("broker: connect timeout must not be negative")
 	}

@@ -18,6 +18,10 @@ var connSeq atomic.Uint64
 // bigger ones (after a burst) go back to the garbage collector.
 const spareMax = 64 << 10
 
+// lingerFor is how long a connection stays open, input ignored, after the
+// broker's final packet was written, unless the client closes first.
+const lingerFor = time.Second
+
 // conn is one network connection's protocol state.
 //
 // Ownership: fields under "loop-owned" are touched only by the
@@ -36,6 +40,7 @@ type conn struct {
 	keepAlive     atomic.Int64 // effective keepalive in ns; 0: none
 	isConnected   atomic.Bool
 	closingSince  atomic.Int64 // unix ns when closeWith started; 0: not closing
+	finalSent     atomic.Int64 // unix ns when the final packet was written; 0: not yet
 	congestedFlag atomic.Bool  // deliveries held back by a full outbound buffer
 	stopRead      atomic.Bool  // ignore further inbound bytes
 
@@ -43,7 +48,12 @@ type conn struct {
 	takenOver      atomic.Bool
 	takenOverClean atomic.Bool
 
+	// Set in OnOpen.
+	ip       string
+	admitted bool // counted by Broker.admit
+
 	// Loop-owned.
+	msgRate    *bucket // nil: no cap
 	connected  bool
 	clientID   string
 	user       string
@@ -248,8 +258,15 @@ func (c *conn) written(err error) {
 	closeNow := c.outMu.closing && !more
 	c.outMu.Unlock()
 	switch {
-	case closeNow || err != nil:
+	case err != nil:
 		_ = c.tc.Close()
+	case closeNow:
+		// Linger: the client reads the final packet (a DISCONNECT or a
+		// refusing CONNACK) before the socket goes. Closing at once could
+		// reset the connection under packets the client is still sending,
+		// and the client would never read the reason. Input is ignored
+		// meanwhile; the housekeeping sweep closes after lingerFor.
+		c.finalSent.Store(time.Now().UnixNano())
 	case more:
 		c.flush()
 	case c.congestedFlag.Load():

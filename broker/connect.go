@@ -82,6 +82,13 @@ func (c *conn) onConnect(body []byte) error {
 	if b.closed.Load() {
 		return c.refuse(codec.ServerUnavailable, "shutting down")
 	}
+	if b.connectRate != nil && !b.connectRate.take(now) {
+		b.st.refusedConns.Add(1)
+		return c.refuse(codec.ConnectionRateExceeded, "connect rate exceeded")
+	}
+	if b.cfg.MaxMsgRate > 0 {
+		c.msgRate = newBucket(b.cfg.MaxMsgRate, 2*b.cfg.MaxMsgRate)
+	}
 
 	clientID := string(p.ClientID)
 	assigned := false

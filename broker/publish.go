@@ -147,6 +147,10 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 	if err := p.Decode(h, body, c.version); err != nil {
 		return err
 	}
+	if c.msgRate != nil && !c.msgRate.take(time.Now()) {
+		b.st.refusedRate.Add(1)
+		return codec.MessageRateTooHigh
+	}
 	topic := p.Topic
 	if c.v5() {
 		if p.Props.Has(codec.PropSubscriptionID) {

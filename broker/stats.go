@@ -13,6 +13,8 @@ type counters struct {
 	droppedPending atomic.Uint64
 	droppedExpired atomic.Uint64
 	droppedTooBig  atomic.Uint64
+	refusedConns   atomic.Uint64
+	refusedRate    atomic.Uint64
 }
 
 // Stats is a snapshot of the broker's counters.
@@ -32,6 +34,9 @@ type Stats struct {
 	DroppedPending uint64 // QoS 1/2 over an online session's pending cap
 	DroppedExpired uint64 // message expiry passed before delivery
 	DroppedTooBig  uint64 // larger than the client's Maximum Packet Size
+
+	RefusedConnections uint64 // over MaxConnections / MaxConnectionsPerIP, or ConnectRate
+	RateLimited        uint64 // clients disconnected for exceeding MaxMsgRate
 }
 
 // Stats returns the current counters. Safe from any goroutine.
@@ -50,5 +55,8 @@ func (b *Broker) Stats() Stats {
 		DroppedPending: b.st.droppedPending.Load(),
 		DroppedExpired: b.st.droppedExpired.Load(),
 		DroppedTooBig:  b.st.droppedTooBig.Load(),
+
+		RefusedConnections: b.st.refusedConns.Load(),
+		RateLimited:        b.st.refusedRate.Load(),
 	}
 }

@@ -50,7 +50,12 @@ func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 		if pf.group != "" && f.NoLocal && c.v5() {
 			return &codec.MalformedError{Packet: codec.SUBSCRIBE, Field: "no local", Reason: codec.ProtocolError, Msg: "not allowed on a shared subscription"} // [MQTT-3.8.3-4]
 		}
-		if b.denied(raw) || b.denied(pf.filter) || !b.allowed(c.user, pf.filter, AccessSubscribe) {
+		if b.denied(raw) || b.denied(pf.filter) {
+			// A deny rule: Unspecified error in both versions.
+			reasons = append(reasons, codec.SubackFailure)
+			continue
+		}
+		if !b.allowed(c.user, pf.filter, AccessSubscribe) {
 			reasons = append(reasons, notAuth)
 			continue
 		}
