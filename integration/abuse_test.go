@@ -139,4 +139,3 @@ func TestMessageRate(t *testing.T) {
 	other.Pub(t, "calm/t", []byte("ok"), 0, false)
 	assert.Equal(t, "ok", string(other.Recv(t).Payload))
 }
-
