@@ -43,6 +43,10 @@ type options struct {
 	outboundLimit  byteSize
 	connectTimeout time.Duration
 	denySubscribe  listFlag
+	maxConns       int
+	maxConnsPerIP  int
+	connectRate    int
+	maxMsgRate     int
 	nodeID         string
 
 	dataDir     string
@@ -120,6 +124,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	o.outboundLimit = 1 << 20
 	fs.Var(&o.outboundLimit, "outbound-limit", "bytes waiting to be written per connection before QoS 0 is dropped")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "close connections that send no CONNECT in this time")
+	fs.IntVar(&o.maxConns, "max-connections", 0, "cap on open connections (0: none; the process may hold at most its open-file limit)")
+	fs.IntVar(&o.maxConnsPerIP, "max-connections-per-ip", 0, "cap on open connections from one IP address (0: none)")
+	fs.IntVar(&o.connectRate, "connect-rate", 0, "cap on CONNECTs accepted per second (0: none); past it CONNACK 0x9F / 0x03")
+	fs.IntVar(&o.maxMsgRate, "max-msg-rate", 0, "cap on PUBLISH packets per second per client (0: none); past it DISCONNECT 0x96 / close")
 	fs.Var(&o.denySubscribe, "deny-subscribe", "topic filters nobody may subscribe to (comma-separated or repeated)")
 	fs.StringVar(&o.nodeID, "node", "mqttd", "this node's name")
 
@@ -186,6 +194,8 @@ func (o *options) validate() error {
 	switch {
 	case o.names != "strict" && o.names != "mqtt":
 		return fmt.Errorf("-names %q: want strict or mqtt", o.names)
+	case o.maxConns < 0 || o.maxConnsPerIP < 0 || o.connectRate < 0 || o.maxMsgRate < 0:
+		return errors.New("-max-connections, -max-connections-per-ip, -connect-rate, -max-msg-rate: must not be negative")
 	case o.maxKeepAlive > 65535:
 		return errors.New("-max-keepalive: at most 65535")
 	case o.receiveMax == 0 || o.receiveMax > 65535:

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "mqttd.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+	return p
+}
+
+func TestConfigFileAndFlags(t *testing.T) {
+	cfg := writeFile(t, `
+allow-anonymous: true
+max-packet: 64KiB
+max-keepalive: 60
+deny-subscribe: ["test/nosubscribe", "secret/#"]
+names: mqtt
+mqtt.addr: 127.0.0.1:1999
+`)
+	o, err := parseOptions([]string{"-config", cfg, "-max-keepalive", "30"})
+	require.NoError(t, err)
+	assert.True(t, o.allowAnonymous)
+	assert.Equal(t, byteSize(64<<10), o.maxPacket)
+	assert.EqualValues(t, 30, o.maxKeepAlive, "the command line wins over the file")
+	assert.Equal(t, listFlag{"test/nosubscribe", "secret/#"}, o.denySubscribe)
+	assert.Equal(t, "mqtt", o.names)
+	assert.Equal(t, "127.0.0.1:1999", o.mqttAddr)
+	require.NoError(t, o.validate())
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := map[string]string{
+		"unknown key": "no-such-setting: 1\n",
+		"bad size":    "max-packet: lots\n",
+		"not yaml":    "max-packet: [\n",
+		"empty value": "names:\n",
+		"bad bool":    "allow-anonymous: maybe\n",
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := parseOptions([]string{"-config", writeFile(t, body)})
+			assert.Error(t, err)
+		})
+	}
+	_, err := parseOptions([]string{"-config", filepath.Join(t.TempDir(), "missing.yaml")})
+	assert.Error(t, err)
+	_, err = parseOptions([]string{"stray"})
+	assert.Error(t, err)
+
+	for _, args := range [][]string{
+		{"-names", "loose"},
+		{"-receive-maximum", "0"},
+		{"-tls.cert", "x.pem"},
+		{"-tls.client-auth", "sometimes"},
+		{"-max-connections", "-1"},
+	} {
+		o, err := parseOptions(args)
+		require.NoError(t, err, args)
+		assert.Error(t, o.validate(), args)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]int{"131072": 131072, "128KiB": 128 << 10, "1MiB": 1 << 20, "2 KB": 2000, "10B": 10} {
+		var b byteSize
+		require.NoError(t, b.Set(in), in)
+		assert.Equal(t, want, int(b), in)
+	}
+	var b byteSize
+	assert.Error(t, b.Set("-1"))
+	assert.Error(t, b.Set("12XB"))
+}
+
+// TestStartAndStop runs the wiring: a broker with the store in a temp dir
+// accepts an MQTT connection, and stop closes everything.
+func TestStartAndStop(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	o, err := parseOptions([]string{"-allow-anonymous", "-mqtt.addr", addr, "-ws.addr", "off",
+		"-data-dir", t.TempDir(), "-log.level", "warn"})
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	srv, err := start(o, zerolog.New(&logs))
+	require.NoError(t, err)
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	require.NoError(t, err)
+	// CONNECT, 3.1.1, clean session, client id "t".
+	_, err = c.Write([]byte{0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 30, 0, 1, 't'})
+	require.NoError(t, err)
+	ack := make([]byte, 4)
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err = c.Read(ack)
+	require.NoError(t, err)
+	assert.Equal(t, []byte{0x20, 2, 0, 0}, ack)
+	_ = c.Close()
+	srv.stop()
+}
+
+func TestStartRefusesAllListenersOff(t *testing.T) {
+	o, err := parseOptions([]string{"-mqtt.addr", "off", "-ws.addr", "off", "-persistence=false"})
+	require.NoError(t, err)
+	_, err = start(o, zerolog.Nop())
+	assert.ErrorContains(t, err, "every listener is off")
+}
+
+func TestStartRefusesForeignDataDir(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600))
+	o, err := parseOptions([]string{"-mqtt.addr", "127.0.0.1:0", "-ws.addr", "off", "-data-dir", dir})
+	require.NoError(t, err)
+	_, err = start(o, zerolog.Nop())
+	assert.ErrorContains(t, err, "holds no mqttd store")
+}
+
+func TestHelpExitsZero(t *testing.T) {
+	var out bytes.Buffer
+	assert.Equal(t, 0, run([]string{"-h"}, &out))
+	assert.Equal(t, 2, run([]string{"-names", "x"}, &out))
+}
