@@ -291,6 +291,12 @@ func (c *conn) closeWith(reason codec.ReasonCode, why string) {
 	c.setExitReason(why)
 	if c.isConnected.Load() && c.v5() {
 		d := codec.Disconnect{Reason: reason}
+		if why != "" {
+			// A reason string is allowed on DISCONNECT whatever Request
+			// Problem Information says [MQTT-3.1.2-29].
+			d.Props.Set(codec.PropReasonString)
+			d.Props.ReasonString = []byte(why)
+		}
 		c.writeFinal(func(b []byte) []byte { return d.Append(b, codec.V5) })
 		return
 	}

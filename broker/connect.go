@@ -49,6 +49,10 @@ func connackCode(v codec.Version, r codec.ReasonCode) codec.ReasonCode {
 func (c *conn) refuse(r codec.ReasonCode, why string) error {
 	c.b.log.Debug().Str("client_id", c.clientID).Str("remote", c.remote()).Str("reason", why).Msg("connect refused")
 	ack := codec.Connack{Reason: connackCode(c.version, r)}
+	if c.version == codec.V5 && why != "" {
+		ack.Props.Set(codec.PropReasonString)
+		ack.Props.ReasonString = []byte(why)
+	}
 	v := c.version
 	c.stopRead.Store(true)
 	c.closingSince.Store(time.Now().UnixNano())
