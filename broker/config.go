@@ -38,6 +38,11 @@ type Config struct {
 	// Default 128.
 	MaxClientIDLen int
 
+	// EnhancedAuth handles MQTT 5 enhanced authentication by
+	// Authentication Method name. A CONNECT naming another method gets
+	// CONNACK 0x8C. nil: none.
+	EnhancedAuth map[string]EnhancedAuth
+
 	// AllowAnonymous lets clients connect without a username. Default false.
 	AllowAnonymous bool
 

@@ -53,7 +53,9 @@ type conn struct {
 	admitted bool // counted by Broker.admit
 
 	// Loop-owned.
-	msgRate    *bucket // nil: no cap
+	msgRate    *bucket       // nil: no cap
+	auth       *authExchange // enhanced authentication in progress
+	authMethod string        // the CONNECT's Authentication Method ("" without)
 	connected  bool
 	clientID   string
 	user       string
@@ -350,10 +352,13 @@ func (c *conn) fail(err error) {
 // handle dispatches one whole packet. body is valid only during the call.
 func (c *conn) handle(h codec.Header, body []byte) error {
 	if !c.connected {
-		if h.Type != codec.CONNECT {
-			return &codec.MalformedError{Packet: h.Type, Field: "packet type", Reason: codec.ProtocolError, Msg: "first packet must be CONNECT"}
+		switch {
+		case h.Type == codec.CONNECT && c.auth == nil && c.version == 0:
+			return c.onConnect(body)
+		case h.Type == codec.AUTH && c.auth != nil:
+			return c.onAuth(h, body) // [MQTT-4.12.0-?]: only AUTH while authenticating
 		}
-		return c.onConnect(body)
+		return &codec.MalformedError{Packet: h.Type, Field: "packet type", Reason: codec.ProtocolError, Msg: "first packet must be CONNECT"}
 	}
 	switch h.Type {
 	case codec.PUBLISH:
@@ -374,6 +379,11 @@ func (c *conn) handle(h codec.Header, body []byte) error {
 		return c.onDisconnect(h, body)
 	case codec.CONNECT:
 		return &codec.MalformedError{Packet: h.Type, Field: "packet type", Reason: codec.ProtocolError, Msg: "second CONNECT"} // [MQTT-3.1.0-2]
+	case codec.AUTH:
+		if c.authMethod == "" {
+			return &codec.MalformedError{Packet: h.Type, Field: "packet type", Reason: codec.ProtocolError, Msg: "AUTH without an authentication method"} // [MQTT-4.12.0-7]
+		}
+		return c.onAuth(h, body)
 	default:
 		// AUTH without an authentication method, or a server-to-client
 		// packet type.

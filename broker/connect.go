@@ -61,7 +61,6 @@ func (c *conn) refuse(r codec.ReasonCode, why string) error {
 }
 
 func (c *conn) onConnect(body []byte) error {
-	b := c.b
 	var p codec.Connect
 	if err := p.Decode(body); err != nil {
 		var me *codec.MalformedError
@@ -77,12 +76,18 @@ func (c *conn) onConnect(body []byte) error {
 	if c.version == codec.V31 {
 		c.version = codec.V311
 	}
+	if c.version == codec.V5 && p.Props.Has(codec.PropAuthMethod) {
+		return c.startEnhancedAuth(&p)
+	}
+	return c.connect(&p, nil)
+}
+
+// connect completes a CONNECT. auth is the outcome of an enhanced
+// authentication exchange (nil: username/password authentication).
+func (c *conn) connect(p *codec.Connect, auth *authOutcome) error {
+	b := c.b
 	v5 := c.version == codec.V5
 	now := time.Now()
-
-	if v5 && p.Props.Has(codec.PropAuthMethod) {
-		return c.refuse(codec.BadAuthenticationMethod, "enhanced authentication not supported")
-	}
 	if b.closed.Load() {
 		return c.refuse(codec.ServerUnavailable, "shutting down")
 	}
@@ -114,6 +119,9 @@ func (c *conn) onConnect(body []byte) error {
 		certCN = certs[0].Subject.CommonName
 	}
 	switch {
+	case auth != nil:
+		c.user = auth.user
+		c.authMethod = auth.method
 	case b.cfg.Users != nil && (p.UsernameFlag || certCN != ""):
 		user, err := b.cfg.Users.Authenticate(p.Username, p.Password, certCN)
 		if err != nil {
@@ -270,6 +278,14 @@ func (c *conn) onConnect(body []byte) error {
 		}
 		pr.Set(codec.PropMaximumPacketSize)
 		pr.MaximumPacketSize = uint32(b.cfg.MaxPacketSize)
+		if auth != nil {
+			pr.Set(codec.PropAuthMethod)
+			pr.AuthMethod = []byte(auth.method)
+			if auth.data != nil {
+				pr.Set(codec.PropAuthData)
+				pr.AuthData = auth.data
+			}
+		}
 	}
 	ver := c.version
 	c.write(true, func(buf []byte) []byte { return ack.Append(buf, ver) })
