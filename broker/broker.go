@@ -49,6 +49,8 @@ type Broker struct {
 	groupsMu sync.Mutex // guards groups
 	groups   map[string]int
 
+	authq chan func() // password checks for the auth workers
+
 	st      counters
 	idSeq   atomic.Uint64
 	closed  atomic.Bool
@@ -87,6 +89,7 @@ func New(cfg Config) (*Broker, error) {
 	if err := b.restore(); err != nil {
 		return nil, err
 	}
+	b.startAuthWorkers()
 	b.wg.Add(1)
 	go b.housekeeping()
 	return b, nil
@@ -185,6 +188,10 @@ func (b *Broker) OnOpen(tc transport.Conn) {
 	b.addConn(c)
 }
 
+// maxHeld bounds the bytes kept while a CONNECT waits for its password
+// check (a client may pipeline packets behind its CONNECT).
+func (b *Broker) maxHeld() int { return 2*b.cfg.MaxPacketSize + 64<<10 }
+
 // OnData implements transport.Handler: it frames and handles every whole
 // packet in data.
 func (b *Broker) OnData(tc transport.Conn, data []byte) (int, error) {
@@ -192,11 +199,40 @@ func (b *Broker) OnData(tc transport.Conn, data []byte) (int, error) {
 	if c == nil {
 		return len(data), errors.New("broker: connection without state")
 	}
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
+	if c.deferred || len(c.held) > 0 {
+		// Bytes behind a CONNECT that waits for its password check: keep
+		// them (copied) until it is done.
+		if len(c.held)+len(data) > b.maxHeld() {
+			c.closeWith(codec.PacketTooLarge, "too much data before CONNACK")
+			return len(data), nil
+		}
+		c.held = append(c.held, data...)
+		if !c.deferred {
+			c.processHeld()
+			c.flush()
+		}
+		return len(data), nil
+	}
+	off := c.process(data)
+	if c.deferred && off < len(data) {
+		c.held = append(c.held, data[off:]...)
+		off = len(data)
+	}
+	c.flush()
+	return off, nil
+}
+
+// process frames and handles the whole packets at the start of data and
+// returns how many bytes it consumed. It stops after a packet that left
+// the connection waiting (c.deferred). Caller holds c.inMu.
+func (c *conn) process(data []byte) int {
+	b := c.b
 	off := 0
-	for off < len(data) {
+	for off < len(data) && !c.deferred {
 		if c.stopRead.Load() {
-			off = len(data)
-			break
+			return len(data)
 		}
 		h, n, err := codec.ParseHeader(data[off:], b.cfg.MaxPacketSize)
 		if err == codec.ErrIncomplete {
@@ -204,8 +240,7 @@ func (b *Broker) OnData(tc transport.Conn, data []byte) (int, error) {
 		}
 		if err != nil {
 			c.fail(err)
-			off = len(data)
-			break
+			return len(data)
 		}
 		total := n + h.Remaining
 		if len(data)-off < total {
@@ -215,13 +250,22 @@ func (b *Broker) OnData(tc transport.Conn, data []byte) (int, error) {
 		b.st.bytesIn.Add(uint64(total))
 		if err := c.handle(h, data[off+n:off+total]); err != nil {
 			c.fail(err)
-			off = len(data)
-			break
+			return len(data)
 		}
 		off += total
 	}
-	c.flush()
-	return off, nil
+	return off
+}
+
+// processHeld handles the whole packets in c.held, keeping the rest.
+// Caller holds c.inMu.
+func (c *conn) processHeld() {
+	n := c.process(c.held)
+	rest := copy(c.held, c.held[n:])
+	c.held = c.held[:rest]
+	if rest == 0 {
+		c.held = nil
+	}
 }
 
 // OnClose implements transport.Handler.
@@ -230,6 +274,9 @@ func (b *Broker) OnClose(tc transport.Conn, err error) {
 	if c == nil {
 		return
 	}
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
+	c.gone = true
 	c.stopRead.Store(true)
 	c.markDead()
 	b.removeConn(c)

@@ -52,6 +52,14 @@ type conn struct {
 	ip       string
 	admitted bool // counted by Broker.admit
 
+	// inMu serializes inbound handling: the transport's calls and the
+	// completion of a password check on an auth worker. The fields under
+	// "Loop-owned" are guarded by it (uncontended but for that case).
+	inMu     sync.Mutex
+	deferred bool   // a CONNECT waits for its password check
+	held     []byte // bytes received while deferred, not yet handled
+	gone     bool   // OnClose ran
+
 	// Loop-owned.
 	msgRate    *bucket       // nil: no cap
 	auth       *authExchange // enhanced authentication in progress
@@ -97,6 +105,12 @@ type conn struct {
 		// out once it and all before it are ready [MQTT-4.6.0-2..4].
 		acks []*pendingAck
 	}
+	// Publishers' acknowledgements released by this connection's session
+	// queue draining, run by the next flush with no lock held.
+	relMu  sync.Mutex // guards rel
+	rel    []func(error)
+	hasRel atomic.Bool
+
 	wbuf   [][]byte // the vector being written (one element)
 	doneFn func(error)
 }
@@ -191,6 +205,14 @@ func (c *conn) queueAck(wait bool, enc func([]byte) []byte, after func()) *pendi
 	return pa
 }
 
+// pendingAcks is how many acknowledgements wait to be written.
+func (c *conn) pendingAcks() int {
+	c.outMu.Lock()
+	n := len(c.outMu.acks)
+	c.outMu.Unlock()
+	return n
+}
+
 // ackReady marks pa ready and writes every ready acknowledgement at the
 // head of the queue. Safe from any goroutine.
 func (c *conn) ackReady(pa *pendingAck) {
@@ -225,6 +247,7 @@ func (c *conn) ackReady(pa *pendingAck) {
 // already under way (its completion flushes again). Safe from any
 // goroutine; call it with no lock held.
 func (c *conn) flush() {
+	c.runReleased()
 	c.outMu.Lock()
 	if c.outMu.flushing || c.outMu.dead || len(c.outMu.out) == 0 {
 		c.outMu.Unlock()

@@ -86,7 +86,6 @@ func (c *conn) onConnect(body []byte) error {
 // authentication exchange (nil: username/password authentication).
 func (c *conn) connect(p *codec.Connect, auth *authOutcome) error {
 	b := c.b
-	v5 := c.version == codec.V5
 	now := time.Now()
 	if b.closed.Load() {
 		return c.refuse(codec.ServerUnavailable, "shutting down")
@@ -123,11 +122,10 @@ func (c *conn) connect(p *codec.Connect, auth *authOutcome) error {
 		c.user = auth.user
 		c.authMethod = auth.method
 	case b.cfg.Users != nil && (p.UsernameFlag || certCN != ""):
-		user, err := b.cfg.Users.Authenticate(p.Username, p.Password, certCN)
-		if err != nil {
-			return c.refuse(codec.BadUserNameOrPassword, "bad credentials")
-		}
-		c.user = user
+		// Password hashes are slow by design: check them on the auth
+		// workers, never on the event loop. The CONNECT (copied off the
+		// read buffer) and anything the client sends meanwhile wait.
+		return c.authenticateAsync(cloneConnect(p), certCN, group, assigned)
 	case p.UsernameFlag && b.cfg.Users == nil && !b.cfg.AllowAnonymous:
 		return c.refuse(codec.BadUserNameOrPassword, "no users configured")
 	case !p.UsernameFlag && !b.cfg.AllowAnonymous:
@@ -135,6 +133,16 @@ func (c *conn) connect(p *codec.Connect, auth *authOutcome) error {
 	default:
 		c.user = string(p.Username)
 	}
+	return c.establish(p, group, assigned, auth)
+}
+
+// establish completes an authenticated CONNECT: will, keepalive, session
+// attach or takeover, CONNACK.
+func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *authOutcome) error {
+	b := c.b
+	v5 := c.version == codec.V5
+	now := time.Now()
+	clientID := c.clientID
 
 	// Will.
 	if p.WillFlag {
@@ -208,6 +216,7 @@ func (c *conn) connect(p *codec.Connect, auth *authOutcome) error {
 	var endedWill *session.Will
 	var endedSubs []session.Subscription
 	var ended *session.Session
+	var endedWaiters []func(error)
 	if exists {
 		s.Mu.Lock()
 		if o, ok := s.Owner.(*conn); ok && o != nil {
@@ -218,6 +227,8 @@ func (c *conn) connect(p *codec.Connect, auth *authOutcome) error {
 			// Discard the old session [MQTT-3.1.2-4].
 			endedWill = s.PendingWill
 			s.PendingWill = nil
+			endedWaiters = s.Waiters
+			s.Waiters = nil
 			for _, sub := range s.Subs {
 				endedSubs = append(endedSubs, *sub)
 			}
@@ -304,6 +315,9 @@ func (c *conn) connect(p *codec.Connect, auth *authOutcome) error {
 	if ended != nil {
 		b.unsubscribeAll(ended, endedSubs)
 	}
+	for _, f := range endedWaiters {
+		f(nil)
+	}
 	if endedWill != nil {
 		b.publishWill(endedWill)
 	}
@@ -381,7 +395,12 @@ func (c *conn) disconnected(err error) {
 	mine := s.Owner == c
 	endNow := false
 	var subs []session.Subscription
+	var waiters []func(error)
 	if mine {
+		// Publishers held back by this session's queue go on: what does
+		// not fit the offline queue is dropped and counted below.
+		waiters = s.Waiters
+		s.Waiters = nil
 		s.Owner = nil
 		s.DisconnectedAt = now
 		if s.Expiry == 0 {
@@ -439,6 +458,9 @@ func (c *conn) disconnected(err error) {
 	if willNow != nil {
 		b.publishWill(willNow)
 	}
+	for _, f := range waiters {
+		f(nil)
+	}
 	b.groupOnline(c.group, -1)
 
 	c.outMu.Lock()
@@ -466,13 +488,10 @@ func (b *Broker) publishWill(w *session.Will) {
 		b.ret.set(m)
 		b.store.SaveRetained(m)
 	}
-	var ds *durableSet
+	rt := &routing{}
+	b.route(m, "", rt, false)
 	if b.store.Durable() {
-		ds = &durableSet{}
-	}
-	b.route(m, "", ds, false)
-	if ds != nil {
-		b.store.Commit(func(error) { b.release(ds) })
+		b.store.Commit(func(error) { b.release(rt) })
 	}
 	for _, h := range b.cfg.Hooks {
 		h.OnPublish(m)

@@ -42,25 +42,31 @@ func (c *conn) writeAck(kind codec.Type, id uint16, r codec.ReasonCode) {
 }
 
 // waitAck queues an acknowledgement that goes out when the store has
-// committed everything written so far and every Acker that took m (nil:
-// none asked) is done; a failure closes the connection instead (the
-// client will resend).
-func (c *conn) waitAck(kind codec.Type, id uint16, r codec.ReasonCode, ds *durableSet, m *session.Message) {
+// committed everything written so far, every Acker that took m (nil: none
+// asked) is done, and no subscriber's queue holds it back (rt.w, taken
+// during routing); a failure closes the connection instead (the client
+// will resend). rt may be nil.
+func (c *conn) waitAck(kind codec.Type, id uint16, r codec.ReasonCode, rt *routing, m *session.Message) {
 	b := c.b
 	durable := b.store.Durable()
-	if !durable && (m == nil || len(b.cfg.Ackers) == 0) {
+	var w *ackWait
+	if rt != nil {
+		w = rt.w
+	}
+	if w == nil && !durable && (m == nil || len(b.cfg.Ackers) == 0) {
 		c.writeAck(kind, id, r)
 		return
 	}
-	w := &ackWait{c: c, pa: c.queueAck(true, ackEncoder(kind, id, r, c.version), nil)}
-	w.n.Store(1) // held by this function until every wait is registered
+	if w == nil {
+		w = c.newAckWait(kind, id, r)
+	}
 	if durable {
 		w.n.Add(1)
 		b.store.Commit(func(err error) {
 			// On failure the routed messages still go out (the store is
 			// broken, not the delivery), but the publisher gets no
 			// acknowledgement: it will resend.
-			b.release(ds)
+			b.release(rt)
 			if err != nil {
 				b.log.Error().Err(err).Str("client_id", c.clientID).Msg("store commit failed")
 			}
@@ -75,13 +81,23 @@ func (c *conn) waitAck(kind codec.Type, id uint16, r codec.ReasonCode, ds *durab
 			}
 		}
 	}
-	w.done(nil)
+	w.done(nil) // the reference newAckWait took
 }
 
-// ackWait counts the durable steps an acknowledgement waits for.
+// newAckWait queues a waiting acknowledgement, holding one reference.
+func (c *conn) newAckWait(kind codec.Type, id uint16, r codec.ReasonCode) *ackWait {
+	w := &ackWait{c: c, pa: c.queueAck(true, ackEncoder(kind, id, r, c.version), nil)}
+	w.n.Store(1)
+	return w
+}
+
+// ackWait counts what an acknowledgement waits for: store commits,
+// Ackers, subscribers' queues over their cap. When the count reaches 0 the
+// acknowledgement goes out (or, with final set, final is called).
 type ackWait struct {
 	c      *conn
 	pa     *pendingAck
+	final  func(error) // instead of c and pa: Publish's done
 	n      atomic.Int32
 	failed atomic.Bool
 }
@@ -91,6 +107,14 @@ func (w *ackWait) done(err error) {
 		w.failed.Store(true)
 	}
 	if w.n.Add(-1) != 0 {
+		return
+	}
+	if w.final != nil {
+		if w.failed.Load() {
+			w.final(errors.New("broker: message not stored"))
+		} else {
+			w.final(nil)
+		}
 		return
 	}
 	if w.failed.Load() {
@@ -107,11 +131,39 @@ func ackEncoder(kind codec.Type, id uint16, r codec.ReasonCode, v codec.Version)
 	}
 }
 
-// durableSet collects the outbound messages that one publish queued to
-// persistent sessions. They are sent only once their store records are
+// routing is the context of routing one QoS 1/2 message.
+//
+// items are the outbound messages it queued to persistent sessions (with a
+// durable store): they are sent only once their store records are
 // committed, so that nothing a subscriber saw can vanish in a crash.
-type durableSet struct {
+//
+// hold gives backpressure: a subscriber whose queue is over its cap takes
+// a reference on the publisher's acknowledgement (w, made on first use)
+// and releases it when its queue has room again. So a fast publisher is
+// slowed to the pace of its slowest online subscriber instead of the
+// broker dropping messages it acknowledged.
+type routing struct {
 	items []durableItem
+	c     *conn // the publisher; nil for Publish
+	kind  codec.Type
+	id    uint16
+	w     *ackWait
+}
+
+// hold takes a reference on the publisher's acknowledgement; nil when
+// there is nothing to hold.
+func (rt *routing) hold() func(error) {
+	if rt == nil {
+		return nil
+	}
+	if rt.w == nil {
+		if rt.c == nil {
+			return nil
+		}
+		rt.w = rt.c.newAckWait(rt.kind, rt.id, codec.Success)
+	}
+	rt.w.n.Add(1)
+	return rt.w.done
 }
 
 type durableItem struct {
@@ -119,13 +171,13 @@ type durableItem struct {
 	f *session.Inflight
 }
 
-// release marks ds's messages durable and sends what their sessions can.
-func (b *Broker) release(ds *durableSet) {
-	if ds == nil {
+// release marks rt's messages durable and sends what their sessions can.
+func (b *Broker) release(rt *routing) {
+	if rt == nil {
 		return
 	}
 	now := time.Now()
-	for _, it := range ds.items {
+	for _, it := range rt.items {
 		s := it.s
 		s.Mu.Lock()
 		it.f.Durable = true
@@ -185,6 +237,9 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 		return c.pubRefuse(p, codec.NotAuthorized)
 	}
 	s := c.sess
+	if p.QoS == codec.QoS1 && c.pendingAcks() >= int(b.cfg.ReceiveMaximum) {
+		return codec.ReceiveMaximumExceeded // [MQTT-3.3.4-9]
+	}
 	if p.QoS == codec.QoS2 {
 		s.Mu.Lock()
 		if _, dup := s.Received[p.PacketID]; dup {
@@ -209,24 +264,24 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 		b.ret.set(m)
 		b.store.SaveRetained(m)
 	}
-	var ds *durableSet
-	if b.store.Durable() && p.QoS > codec.QoS0 {
-		ds = &durableSet{}
+	var rt *routing
+	if p.QoS > codec.QoS0 {
+		rt = &routing{c: c, kind: codec.PUBACK, id: p.PacketID}
+		if p.QoS == codec.QoS2 {
+			rt.kind = codec.PUBREC
+		}
 	}
-	b.route(m, c.clientID, ds, false)
+	b.route(m, c.clientID, rt, false)
 	// The acknowledgement goes once every durable step is done.
-	switch p.QoS {
-	case codec.QoS0:
+	if p.QoS == codec.QoS0 {
 		if p.Retain && b.store.Durable() {
 			b.store.Commit(func(error) {})
 		}
 		for _, a := range b.cfg.Ackers {
 			a.Accept(m, func(error) {})
 		}
-	case codec.QoS1:
-		c.waitAck(codec.PUBACK, p.PacketID, codec.Success, ds, m)
-	case codec.QoS2:
-		c.waitAck(codec.PUBREC, p.PacketID, codec.Success, ds, m)
+	} else {
+		c.waitAck(rt.kind, p.PacketID, codec.Success, rt, m)
 	}
 	for _, hk := range b.cfg.Hooks {
 		hk.OnPublish(m)
@@ -298,7 +353,7 @@ func (c *conn) onAck(a *codec.Ack) error {
 // sending client's ID (for No Local), "" for the broker's own messages.
 //
 // onlineOnly skips sessions whose client is not connected.
-func (b *Broker) route(m *session.Message, publisher string, ds *durableSet, onlineOnly bool) {
+func (b *Broker) route(m *session.Message, publisher string, ds *routing, onlineOnly bool) {
 	mt := matcherPool.Get().(*matcher)
 	b.subs.match(m.Topic, mt)
 	now := m.Created
@@ -347,7 +402,7 @@ func (b *Broker) route(m *session.Message, publisher string, ds *durableSet, onl
 // queued behind the window); offline, to its queue (QoS > 0 only). With a
 // durable store, QoS 1/2 messages for a persistent session are recorded
 // and collected in ds: they go out once the commit is done.
-func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time, ds *durableSet, onlineOnly bool) {
+func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time, ds *routing, onlineOnly bool) {
 	if d.Msg.Expired(now) {
 		b.st.droppedExpired.Add(1)
 		return
@@ -378,8 +433,15 @@ func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time, 
 	limit := b.cfg.MaxPending
 	if c == nil {
 		limit = b.cfg.SessionMaxQueued
+	} else if s.QueueLen() >= limit {
+		// Online and full: hold the publisher back rather than drop a
+		// message it will have acknowledged.
+		if done := ds.hold(); done != nil {
+			s.Waiters = append(s.Waiters, done)
+			limit = 0 // no trimming: this one is paid for by backpressure
+		}
 	}
-	waitCommit := ds != nil && s.Expiry > 0
+	waitCommit := ds != nil && b.store.Durable() && s.Expiry > 0
 	f, ok := s.Add(d, !waitCommit)
 	if !ok {
 		b.st.droppedPending.Add(1)
@@ -389,6 +451,9 @@ func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time, 
 	b.store.SaveOut(s, f)
 	if waitCommit {
 		ds.items = append(ds.items, durableItem{s: s, f: f})
+	}
+	if limit == 0 {
+		limit = s.QueueLen()
 	}
 	for _, old := range s.TrimQueue(limit) {
 		b.store.DeleteOut(s, old)
@@ -427,6 +492,7 @@ func (c *conn) drain() {
 func (c *conn) drainLocked(now time.Time) {
 	s := c.sess
 	c.congestedFlag.Store(false)
+	defer c.releaseWaitersLocked()
 	for s.InflightLen() < c.window {
 		f := s.NextUnsent()
 		if f == nil || !f.Durable {
@@ -571,24 +637,56 @@ func (b *Broker) Publish(m *Message, opts PublishOptions, done func(error)) erro
 		b.ret.set(m)
 		b.store.SaveRetained(m)
 	}
-	var ds *durableSet
-	if b.store.Durable() {
-		ds = &durableSet{}
-	}
-	b.route(m, "", ds, opts.OnlineOnly)
-	for _, h := range b.cfg.Hooks {
-		h.OnPublish(m)
-	}
 	if done == nil {
 		done = func(error) {}
 	}
-	if ds == nil {
-		done(nil)
-		return nil
+	// done waits for the store and for room in every online subscriber's
+	// queue (backpressure on the command consumer).
+	w := &ackWait{final: done}
+	w.n.Store(1)
+	rt := &routing{w: w}
+	b.route(m, "", rt, opts.OnlineOnly)
+	for _, h := range b.cfg.Hooks {
+		h.OnPublish(m)
 	}
-	b.store.Commit(func(err error) {
-		b.release(ds)
-		done(err)
-	})
+	if b.store.Durable() {
+		w.n.Add(1)
+		b.store.Commit(func(err error) {
+			b.release(rt)
+			w.done(err)
+		})
+	}
+	w.done(nil)
 	return nil
+}
+
+// releaseWaitersLocked hands the publishers held back by this session's
+// queue to the next flush once the queue is under its cap again. Caller
+// holds c.sess.Mu.
+func (c *conn) releaseWaitersLocked() {
+	s := c.sess
+	if len(s.Waiters) == 0 || s.QueueLen() >= c.b.cfg.MaxPending {
+		return
+	}
+	c.relMu.Lock()
+	c.rel = append(c.rel, s.Waiters...)
+	c.relMu.Unlock()
+	clear(s.Waiters)
+	s.Waiters = s.Waiters[:0]
+	c.hasRel.Store(true)
+}
+
+// runReleased calls the released waiters, with no lock held.
+func (c *conn) runReleased() {
+	if !c.hasRel.Load() {
+		return
+	}
+	c.relMu.Lock()
+	rel := c.rel
+	c.rel = nil
+	c.hasRel.Store(false)
+	c.relMu.Unlock()
+	for _, f := range rel {
+		f(nil)
+	}
 }

@@ -91,6 +91,11 @@ type Session struct {
 	// accepted (PUBREC sent) and not yet released by PUBREL.
 	Received map[uint16]struct{}
 
+	// Waiters are publishers' acknowledgements held back while the queue
+	// of this online session is over its cap (backpressure), called when
+	// it has room again or the session goes offline.
+	Waiters []func(error)
+
 	// PendingWill is a delayed will from the last connection, published
 	// at WillAt unless a new connection resumes the session first.
 	PendingWill *Will
