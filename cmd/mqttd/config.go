@@ -52,6 +52,12 @@ type options struct {
 	dataDir     string
 	persistence bool
 
+	usersFile    string
+	superusers   listFlag
+	cnAsUsername bool
+	bcryptCost   int
+	anonAccess   string
+
 	logLevel  string
 	logFormat string
 }
@@ -134,6 +140,12 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory of the embedded store (sessions, queues, in-flight messages, retained messages)")
 	fs.BoolVar(&o.persistence, "persistence", true, "keep state in -data-dir across restarts (false: memory only)")
 
+	fs.StringVar(&o.usersFile, "users", "", "YAML users file loaded at start (users: [{name, password | password_hash, grants: [{filter, access: pub|sub|pubsub}]}]); users already in the store are kept unless the file says replace: true")
+	fs.Var(&o.superusers, "superuser", "users who may publish and subscribe to anything (comma-separated or repeated)")
+	fs.BoolVar(&o.cnAsUsername, "tls.cn-as-username", false, "a verified client certificate's CN logs the client in as that user, without a password")
+	fs.IntVar(&o.bcryptCost, "auth.bcrypt-cost", 10, "bcrypt cost of password hashes (4..31)")
+	fs.StringVar(&o.anonAccess, "anonymous.access", "pubsub", "what anonymous clients may do on every topic when -allow-anonymous is on: pubsub, pub, sub or none")
+
 	fs.StringVar(&o.logLevel, "log.level", "info", "log level: trace, debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log.format", "auto", "log format: auto (console on a terminal, else JSON), console or json")
 	return fs
@@ -196,6 +208,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("-names %q: want strict or mqtt", o.names)
 	case o.maxConns < 0 || o.maxConnsPerIP < 0 || o.connectRate < 0 || o.maxMsgRate < 0:
 		return errors.New("-max-connections, -max-connections-per-ip, -connect-rate, -max-msg-rate: must not be negative")
+	case o.anonAccess != "pubsub" && o.anonAccess != "pub" && o.anonAccess != "sub" && o.anonAccess != "none":
+		return fmt.Errorf("-anonymous.access %q: want pubsub, pub, sub or none", o.anonAccess)
 	case o.maxKeepAlive > 65535:
 		return errors.New("-max-keepalive: at most 65535")
 	case o.receiveMax == 0 || o.receiveMax > 65535:

@@ -16,6 +16,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/mqttd/mqttd/auth"
 	"github.com/mqttd/mqttd/broker"
 	"github.com/mqttd/mqttd/session"
 	"github.com/mqttd/mqttd/transport"
@@ -124,6 +125,12 @@ func start(o *options, log zerolog.Logger) (*server, error) {
 	}
 	store := session.NewStore(backend)
 	cfg.Store = store
+	users, err := openUsers(o, store, log)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	cfg.Users = users
 	b, err := broker.New(cfg)
 	if err != nil {
 		_ = store.Close()
@@ -215,6 +222,31 @@ func serverTLS(o *options) (*tls.Config, error) {
 		c.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 	return c, nil
+}
+
+// openUsers opens the users and grants kept in the store and loads
+// -users.
+func openUsers(o *options, store *session.Store, log zerolog.Logger) (*auth.DB, error) {
+	acfg := auth.Config{
+		CertCNAsUsername: o.cnAsUsername,
+		Superusers:       o.superusers,
+		Cost:             o.bcryptCost,
+		Log:              log.With().Str("component", "auth").Logger(),
+	}
+	if o.allowAnonymous && o.anonAccess != "none" {
+		acfg.AnonymousGrants = []auth.Grant{{Filter: "#", Access: o.anonAccess}}
+	}
+	db, err := auth.New(store.KV(), acfg)
+	if err != nil {
+		return nil, fmt.Errorf("users: %w", err)
+	}
+	if o.usersFile != "" {
+		if err := db.LoadFile(o.usersFile); err != nil {
+			return nil, fmt.Errorf("-users: %w", err)
+		}
+	}
+	log.Info().Int("users", db.Len()).Msg("users loaded")
+	return db, nil
 }
 
 // stop disconnects the clients, then closes the listeners.

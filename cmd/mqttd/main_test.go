@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -130,4 +131,60 @@ func TestHelpExitsZero(t *testing.T) {
 	var out bytes.Buffer
 	assert.Equal(t, 0, run([]string{"-h"}, &out))
 	assert.Equal(t, 2, run([]string{"-names", "x"}, &out))
+}
+
+// connect311 sends a 3.1.1 CONNECT with a username and password and
+// returns the CONNACK return code.
+func connect311(t *testing.T, addr, id, user, pass string) byte {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	str := func(b []byte, s string) []byte { return append(append(b, byte(len(s)>>8), byte(len(s))), s...) }
+	body := str(nil, "MQTT")
+	body = append(body, 4, 0xC2, 0, 30) // level 4; username, password, clean session; keepalive 30
+	body = str(body, id)
+	body = str(body, user)
+	body = str(body, pass)
+	_, err = c.Write(append([]byte{0x10, byte(len(body))}, body...))
+	require.NoError(t, err)
+	ack := make([]byte, 4)
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = io.ReadFull(c, ack)
+	require.NoError(t, err)
+	return ack[3]
+}
+
+// TestUsersFile: -users loads accounts into the store; passwords are
+// checked, and the accounts survive a restart without the file.
+func TestUsersFile(t *testing.T) {
+	users := writeFile(t, `
+users:
+  - name: alice
+    password: alice-secret
+    grants: [{filter: "meter/#", access: pubsub}]
+`)
+	dataDir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	run := func(extra ...string) *server {
+		o, err := parseOptions(append([]string{"-mqtt.addr", addr, "-ws.addr", "off", "-data-dir", dataDir,
+			"-auth.bcrypt-cost", "4"}, extra...))
+		require.NoError(t, err)
+		require.NoError(t, o.validate())
+		srv, err := start(o, zerolog.Nop())
+		require.NoError(t, err)
+		return srv
+	}
+	srv := run("-users", users)
+	assert.Equal(t, byte(0), connect311(t, addr, "a1", "alice", "alice-secret"))
+	assert.Equal(t, byte(4), connect311(t, addr, "a2", "alice", "wrong-password"))
+	assert.Equal(t, byte(4), connect311(t, addr, "a3", "mallory", "alice-secret"))
+	srv.stop()
+
+	srv = run() // no -users: the account is in the store
+	defer srv.stop()
+	assert.Equal(t, byte(0), connect311(t, addr, "a4", "alice", "alice-secret"))
 }
