@@ -5,12 +5,13 @@ BIN       := bin
 FUZZTIME  ?= 3s
 RUN_FLAGS ?= -allow-anonymous -mqtt.addr 127.0.0.1:1883 -ws.addr 127.0.0.1:8083 -tls.addr off -wss.addr off
 
-.PHONY: all build run test unit race fuzz fuzz-short interop deps bench lint clean
+.PHONY: all build run test unit race fuzz fuzz-short interop deps bench bench-compare lint clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/mqttd ./cmd/mqttd
+	$(GO) build -o $(BIN)/mqttbench ./cmd/mqttbench
 
 ## run: the broker on embedded defaults, loopback only, anonymous allowed (for trying it out)
 run: build
@@ -39,7 +40,11 @@ deps:
 	scripts/deps.sh
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./broker/
+	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./broker/ ./bench/
+
+## bench-compare: mqttd vs mosquitto on this machine, writes bench/RESULTS.md (QUICK=1: smoke run)
+bench-compare:
+	QUICK=$(QUICK) scripts/bench-compare.sh
 
 lint:
 	@test -z "$$(gofmt -l . | grep -v node_modules)" || { gofmt -l . | grep -v node_modules; echo "gofmt: files above need formatting"; exit 1; }
