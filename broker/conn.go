@@ -78,11 +78,6 @@ type conn struct {
 	aliasInMax uint16
 	problem    bool // MQTT 5 Request Problem Information (default true)
 	info       ClientInfo
-	pub        codec.Publish
-	sub        codec.Subscribe
-	unsub      codec.Unsubscribe
-	ack        codec.Ack
-	reasons    []codec.ReasonCode
 
 	// Session-guarded (fixed once connected, aliasOut changes under sess.Mu).
 	sess     *session.Session
@@ -111,7 +106,7 @@ type conn struct {
 	rel    []func(error)
 	hasRel atomic.Bool
 
-	wbuf   [][]byte // the vector being written (one element)
+	wbuf   [1][]byte // the vector being written
 	doneFn func(error)
 }
 
@@ -122,7 +117,6 @@ func newConn(b *Broker, tc transport.Conn) *conn {
 		id:       connSeq.Add(1),
 		openedAt: time.Now(),
 		problem:  true,
-		wbuf:     make([][]byte, 1),
 	}
 	c.lastRecv.Store(c.openedAt.UnixNano())
 	c.doneFn = c.written
@@ -173,6 +167,29 @@ func (c *conn) write(force bool, enc func([]byte) []byte) bool {
 	c.outMu.out = enc(c.outMu.out)
 	c.b.st.bytesOut.Add(uint64(len(c.outMu.out) - n))
 	return true
+}
+
+// scratch holds decoded packets while they are handled. Pooled rather
+// than kept per connection: most connections are idle, and the decoded
+// structs (with their property slices) are large. Nothing in them may be
+// kept past the handler: their slices alias the read buffer.
+type scratch struct {
+	pub     codec.Publish
+	sub     codec.Subscribe
+	unsub   codec.Unsubscribe
+	ack     codec.Ack
+	reasons []codec.ReasonCode
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+func putScratch(sc *scratch) {
+	clear(sc.pub.Props.User)
+	clear(sc.sub.Subs)
+	clear(sc.unsub.Filters)
+	scratchPool.Put(sc)
 }
 
 // pendingAck is an acknowledgement that waits for a durable step.
@@ -260,7 +277,7 @@ func (c *conn) flush() {
 	c.outMu.writing = len(buf)
 	c.wbuf[0] = buf
 	c.outMu.Unlock()
-	if err := c.tc.AsyncWritev(c.wbuf, c.doneFn); err != nil {
+	if err := c.tc.AsyncWritev(c.wbuf[:], c.doneFn); err != nil {
 		c.written(err)
 	}
 }
@@ -387,10 +404,12 @@ func (c *conn) handle(h codec.Header, body []byte) error {
 	case codec.PUBLISH:
 		return c.onPublish(h, body)
 	case codec.PUBACK, codec.PUBREC, codec.PUBREL, codec.PUBCOMP:
-		if err := c.ack.Decode(h, body, c.version); err != nil {
+		sc := getScratch()
+		defer putScratch(sc)
+		if err := sc.ack.Decode(h, body, c.version); err != nil {
 			return err
 		}
-		return c.onAck(&c.ack)
+		return c.onAck(&sc.ack)
 	case codec.SUBSCRIBE:
 		return c.onSubscribe(h, body)
 	case codec.UNSUBSCRIBE:

@@ -195,7 +195,9 @@ func (b *Broker) release(rt *routing) {
 // onPublish handles an inbound PUBLISH [MQTT-3.3].
 func (c *conn) onPublish(h codec.Header, body []byte) error {
 	b := c.b
-	p := &c.pub
+	sc := getScratch()
+	defer putScratch(sc)
+	p := &sc.pub
 	if err := p.Decode(h, body, c.version); err != nil {
 		return err
 	}
@@ -253,7 +255,7 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 			s.Mu.Unlock()
 			return codec.ReceiveMaximumExceeded // [MQTT-3.3.4-9]
 		}
-		s.Received[p.PacketID] = struct{}{}
+		s.MarkReceived(p.PacketID)
 		b.store.SaveReceived(s, p.PacketID)
 		s.Mu.Unlock()
 	}

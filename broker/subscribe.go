@@ -21,7 +21,9 @@ func (b *Broker) denied(filter string) bool {
 // retained messages of the new subscriptions.
 func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 	b := c.b
-	p := &c.sub
+	sc := getScratch()
+	defer putScratch(sc)
+	p := &sc.sub
 	if err := p.Decode(h, body, c.version); err != nil {
 		return err
 	}
@@ -38,7 +40,7 @@ func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 		sub  session.Subscription
 	}
 	var toSend []retainedFor
-	reasons := c.reasons[:0]
+	reasons := sc.reasons[:0]
 	s := c.sess
 	for _, f := range p.Subs {
 		raw := string(f.Filter)
@@ -82,7 +84,7 @@ func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 			}
 		}
 	}
-	c.reasons = reasons
+	sc.reasons = reasons
 	ack := codec.Suback{PacketID: p.PacketID, Reasons: append([]codec.ReasonCode(nil), reasons...)}
 	v := c.version
 	enc := func(buf []byte) []byte { return ack.Append(buf, v) }
@@ -125,11 +127,13 @@ func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 // onUnsubscribe handles UNSUBSCRIBE [MQTT-3.10].
 func (c *conn) onUnsubscribe(h codec.Header, body []byte) error {
 	b := c.b
-	p := &c.unsub
+	sc := getScratch()
+	defer putScratch(sc)
+	p := &sc.unsub
 	if err := p.Decode(h, body, c.version); err != nil {
 		return err
 	}
-	reasons := c.reasons[:0]
+	reasons := sc.reasons[:0]
 	s := c.sess
 	for _, f := range p.Filters {
 		raw := string(f)
@@ -152,7 +156,7 @@ func (c *conn) onUnsubscribe(h codec.Header, body []byte) error {
 			reasons = append(reasons, codec.NoSubscriptionExisted)
 		}
 	}
-	c.reasons = reasons
+	sc.reasons = reasons
 	ack := codec.Unsuback{PacketID: p.PacketID, Reasons: append([]codec.ReasonCode(nil), reasons...)}
 	v := c.version
 	c.queueAck(false, func(buf []byte) []byte { return ack.Append(buf, v) }, nil)

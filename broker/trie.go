@@ -40,10 +40,63 @@ type shareGroup struct {
 
 type node struct {
 	children map[string]*node
-	subs     map[string]subEntry    // by client ID
+	subs     []subEntry             // plain subscriptions, one per client
+	subIdx   map[string]int         // client ID → index in subs, once subs is long
 	shared   map[string]*shareGroup // by group name
 	parent   *node
 	key      string
+}
+
+// subsIndexed is the length of a node's subscriber list from which it
+// keeps an index by client ID: below it a scan is cheaper than a map, and
+// most filters have a handful of subscribers.
+const subsIndexed = 16
+
+func (n *node) findSub(clientID string) int {
+	if n.subIdx != nil {
+		if i, ok := n.subIdx[clientID]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range n.subs {
+		if n.subs[i].s.ClientID == clientID {
+			return i
+		}
+	}
+	return -1
+}
+
+func (n *node) addSub(e subEntry) {
+	n.subs = append(n.subs, e)
+	if n.subIdx != nil {
+		n.subIdx[e.s.ClientID] = len(n.subs) - 1
+	} else if len(n.subs) > subsIndexed {
+		n.subIdx = make(map[string]int, len(n.subs))
+		for i := range n.subs {
+			n.subIdx[n.subs[i].s.ClientID] = i
+		}
+	}
+}
+
+func (n *node) removeSubAt(i int) {
+	last := len(n.subs) - 1
+	id := n.subs[i].s.ClientID
+	n.subs[i] = n.subs[last]
+	n.subs[last] = subEntry{}
+	n.subs = n.subs[:last]
+	if n.subIdx != nil {
+		delete(n.subIdx, id)
+		if i < last {
+			n.subIdx[n.subs[i].s.ClientID] = i
+		}
+		if len(n.subs) <= subsIndexed/2 {
+			n.subIdx = nil
+		}
+	}
+	if len(n.subs) == 0 {
+		n.subs = nil
+	}
 }
 
 func (n *node) empty() bool {
@@ -80,11 +133,12 @@ func (t *trie) add(s *session.Session, group, filter string, sub session.Subscri
 	}
 	e := subEntry{s: s, sub: sub}
 	if group == "" {
-		if n.subs == nil {
-			n.subs = make(map[string]subEntry)
+		if i := n.findSub(s.ClientID); i >= 0 {
+			n.subs[i] = e
+			existed = true
+		} else {
+			n.addSub(e)
 		}
-		_, existed = n.subs[s.ClientID]
-		n.subs[s.ClientID] = e
 	} else {
 		if n.shared == nil {
 			n.shared = make(map[string]*shareGroup)
@@ -129,8 +183,8 @@ func (t *trie) remove(s *session.Session, clientID, group, filter string) bool {
 	}
 	found := false
 	if group == "" {
-		if e, ok := n.subs[clientID]; ok && (s == nil || e.s == s) {
-			delete(n.subs, clientID)
+		if i := n.findSub(clientID); i >= 0 && (s == nil || n.subs[i].s == s) {
+			n.removeSubAt(i)
 			found = true
 		}
 	} else if g := n.shared[group]; g != nil {
@@ -298,8 +352,8 @@ func (t *trie) subscribers(filter string) []string {
 		}
 	}
 	out := make([]string, 0, len(n.subs))
-	for id := range n.subs {
-		out = append(out, id)
+	for _, e := range n.subs {
+		out = append(out, e.s.ClientID)
 	}
 	return out
 }

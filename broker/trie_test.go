@@ -224,3 +224,28 @@ func TestNames(t *testing.T) {
 		assert.Equal(t, tc.ok, b.validTopic(tc.topic), tc.topic)
 	}
 }
+
+// TestTrieManySubscribersOneFilter crosses the point where a node indexes
+// its subscribers, both ways, with removals from the middle.
+func TestTrieManySubscribersOneFilter(t *testing.T) {
+	tr := &trie{}
+	ss := make([]*session.Session, 100)
+	for i := range ss {
+		ss[i] = session.New(fmt.Sprint("c", i), "")
+		tr.add(ss[i], "", "all/+", session.Subscription{QoS: 1})
+	}
+	require.Len(t, matchIDs(tr, "all/x"), 100)
+	assert.True(t, tr.add(ss[50], "", "all/+", session.Subscription{QoS: 2}), "re-subscribe found through the index")
+	for i := 0; i < 100; i += 3 {
+		require.True(t, tr.remove(ss[i], ss[i].ClientID, "", "all/+"), i)
+	}
+	got := matchIDs(tr, "all/x")
+	require.Len(t, got, 66)
+	for i := 0; i < 100; i++ {
+		want := i%3 != 0
+		assert.Equal(t, want, tr.remove(ss[i], ss[i].ClientID, "", "all/+"), i)
+	}
+	assert.Empty(t, matchIDs(tr, "all/x"))
+	assert.EqualValues(t, 0, tr.count.Load())
+	assert.Empty(t, tr.root.children)
+}

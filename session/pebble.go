@@ -342,7 +342,7 @@ func (p *Pebble) Load() (*Snapshot, error) {
 	}
 	for _, r := range recvs {
 		if s := sessions[r.client]; s != nil {
-			s.Received[r.id] = struct{}{}
+			s.MarkReceived(r.id)
 		} else {
 			stale = append(stale, r.client)
 		}

@@ -88,7 +88,8 @@ type Session struct {
 	nextSeq uint64
 
 	// Received holds the packet ids of inbound QoS 2 publishes that were
-	// accepted (PUBREC sent) and not yet released by PUBREL.
+	// accepted (PUBREC sent) and not yet released by PUBREL. nil until the
+	// first one (most sessions never see QoS 2): use MarkReceived.
 	Received map[uint16]struct{}
 
 	// Waiters are publishers' acknowledgements held back while the queue
@@ -108,8 +109,15 @@ func New(clientID, group string) *Session {
 		ClientID: clientID,
 		Group:    group,
 		Subs:     make(map[string]*Subscription),
-		Received: make(map[uint16]struct{}),
 	}
+}
+
+// MarkReceived records an inbound QoS 2 packet id.
+func (s *Session) MarkReceived(id uint16) {
+	if s.Received == nil {
+		s.Received = make(map[uint16]struct{})
+	}
+	s.Received[id] = struct{}{}
 }
 
 // QueueLen is the number of messages waiting to be sent.
