@@ -150,6 +150,16 @@ type connOpts struct {
 	username  string
 	password  string
 	timeout   time.Duration // per handshake step
+	// keepSession asks for a persistent session (clean start 0, MQTT 5
+	// session expiry 1h).
+	keepSession bool
+}
+
+// persistentOpts are o for a subscriber with a persistent session.
+func (o *connOpts) persistent() *connOpts {
+	p := *o
+	p.keepSession = true
+	return &p
 }
 
 // connInfo is what a CONNACK told the client.
@@ -163,7 +173,7 @@ func handshake(c *wconn, rd *packetReader, o *connOpts, clientID string) (connIn
 	info := connInfo{receiveMax: 65535}
 	pkt := codec.Connect{
 		Version:    o.version,
-		CleanStart: true,
+		CleanStart: !o.keepSession,
 		KeepAlive:  uint16(o.keepAlive / time.Second),
 		ClientID:   []byte(clientID),
 	}
@@ -172,6 +182,10 @@ func handshake(c *wconn, rd *packetReader, o *connOpts, clientID string) (connIn
 	}
 	if o.password != "" {
 		pkt.PasswordFlag, pkt.Password = true, []byte(o.password)
+	}
+	if o.version == codec.V5 && o.keepSession {
+		pkt.Props.SessionExpiry = 3600
+		pkt.Props.Set(codec.PropSessionExpiry)
 	}
 	if o.version == codec.V5 {
 		// Let the broker have as many deliveries in flight towards us as it

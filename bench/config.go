@@ -72,6 +72,12 @@ type Config struct {
 	// source to the kernel.
 	Spread int
 
+	// Persistent makes subscribers connect with a persistent session
+	// (3.1.1 clean session 0; MQTT 5 clean start 0 and a session expiry
+	// of one hour), so that a broker with a durable store must commit each
+	// delivery before acknowledging the publisher. Default false.
+	Persistent bool
+
 	// KeepAlive is the MQTT keepalive sent in CONNECT, in whole seconds;
 	// the tool pings idle connections at half of it. Default 0 (off).
 	KeepAlive time.Duration

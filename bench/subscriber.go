@@ -45,7 +45,11 @@ func (ps *pubsubRun) newSubscriber(ctx context.Context, i, readBuf int) (*subscr
 		return nil, err
 	}
 	rd := newPacketReader(c, readBuf, ps.clk)
-	if _, err := handshake(c, rd, &ps.opts, clientID(ps.id, "s", i)); err != nil {
+	opts := &ps.opts
+	if ps.cfg.Persistent {
+		opts = opts.persistent()
+	}
+	if _, err := handshake(c, rd, opts, clientID(ps.id, "s", i)); err != nil {
 		c.Close()
 		return nil, err
 	}

@@ -106,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg bench.Config, strict, quie
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "conns: idle subscribed connections")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "connections set up concurrently")
 	fs.IntVar(&cfg.Spread, "spread", cfg.Spread, "source addresses 127.0.0.1..N used in turn (past ~28k connections)")
+	fs.BoolVar(&cfg.Persistent, "persistent", cfg.Persistent, "subscribers keep a persistent session (measures a durable store's cost)")
 	fs.DurationVar(&cfg.KeepAlive, "keepalive", cfg.KeepAlive, "MQTT keepalive in whole seconds (0: off)")
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "bound on each dial, CONNACK and SUBACK")
 	fs.StringVar(&cfg.Username, "username", "", "CONNECT username")
