@@ -192,11 +192,40 @@ func putScratch(sc *scratch) {
 	scratchPool.Put(sc)
 }
 
-// pendingAck is an acknowledgement that waits for a durable step.
+// pendingAck is an acknowledgement that waits for a durable step: a
+// PUBACK..PUBCOMP in ack, or any packet built by enc.
 type pendingAck struct {
-	enc   func([]byte) []byte
+	ack   codec.Ack
+	enc   func([]byte) []byte // nil: encode ack
 	ready bool
 	after func() // runs once the ack is queued for writing (e.g. retained messages after SUBACK)
+}
+
+func (pa *pendingAck) append(b []byte, v codec.Version) []byte {
+	if pa.enc != nil {
+		return pa.enc(b)
+	}
+	return pa.ack.Append(b, v)
+}
+
+// queuePubAck queues a PUBACK, PUBREC, PUBREL or PUBCOMP, like queueAck,
+// without building a closure on the fast path.
+func (c *conn) queuePubAck(wait bool, kind codec.Type, id uint16, r codec.ReasonCode) *pendingAck {
+	a := codec.Ack{Kind: kind, PacketID: id, Reason: r}
+	c.outMu.Lock()
+	if !wait && len(c.outMu.acks) == 0 {
+		if !c.outMu.dead && !c.outMu.closing {
+			n := len(c.outMu.out)
+			c.outMu.out = a.Append(c.outMu.out, c.version)
+			c.b.st.bytesOut.Add(uint64(len(c.outMu.out) - n))
+		}
+		c.outMu.Unlock()
+		return nil
+	}
+	pa := &pendingAck{ack: a, ready: !wait}
+	c.outMu.acks = append(c.outMu.acks, pa)
+	c.outMu.Unlock()
+	return pa
 }
 
 // queueAck queues an acknowledgement. wait reports whether it must wait for
@@ -241,7 +270,7 @@ func (c *conn) ackReady(pa *pendingAck) {
 		a := c.outMu.acks[i]
 		if !c.outMu.dead && !c.outMu.closing {
 			n := len(c.outMu.out)
-			c.outMu.out = a.enc(c.outMu.out)
+			c.outMu.out = a.append(c.outMu.out, c.version)
 			c.b.st.bytesOut.Add(uint64(len(c.outMu.out) - n))
 		}
 		if a.after != nil {

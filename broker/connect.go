@@ -223,7 +223,10 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 			old = o
 			s.Owner = nil
 		}
-		if p.CleanStart {
+		// A session whose expiry passed is over even if the sweep has not
+		// removed it yet (right after a restart, say).
+		expired := s.Owner == nil && old == nil && !s.DisconnectedAt.IsZero() && now.Sub(s.DisconnectedAt) >= s.Expiry
+		if p.CleanStart || expired {
 			// Discard the old session [MQTT-3.1.2-4].
 			endedWill = s.PendingWill
 			s.PendingWill = nil
@@ -484,12 +487,14 @@ func (c *conn) disconnected(err error) {
 // publishWill publishes a will message as if its client had sent it.
 func (b *Broker) publishWill(w *session.Will) {
 	m := w.Msg
-	if m.Retain {
-		b.ret.set(m)
-		b.store.SaveRetained(m)
-	}
 	rt := &routing{}
-	b.route(m, "", rt, false)
+	b.store.Atomic(func() {
+		if m.Retain {
+			b.ret.set(m)
+			b.store.SaveRetained(m)
+		}
+		b.route(m, "", rt, false)
+	})
 	if b.store.Durable() {
 		b.store.Commit(func(error) { b.release(rt) })
 	}

@@ -38,7 +38,7 @@ func (c *conn) pubRefuse(p *codec.Publish, r codec.ReasonCode) error {
 // writeAck queues an acknowledgement that needs no durable step (behind
 // any that wait for one).
 func (c *conn) writeAck(kind codec.Type, id uint16, r codec.ReasonCode) {
-	c.queueAck(false, ackEncoder(kind, id, r, c.version), nil)
+	c.queuePubAck(false, kind, id, r)
 }
 
 // waitAck queues an acknowledgement that goes out when the store has
@@ -86,7 +86,7 @@ func (c *conn) waitAck(kind codec.Type, id uint16, r codec.ReasonCode, rt *routi
 
 // newAckWait queues a waiting acknowledgement, holding one reference.
 func (c *conn) newAckWait(kind codec.Type, id uint16, r codec.ReasonCode) *ackWait {
-	w := &ackWait{c: c, pa: c.queueAck(true, ackEncoder(kind, id, r, c.version), nil)}
+	w := &ackWait{c: c, pa: c.queuePubAck(true, kind, id, r)}
 	w.n.Store(1)
 	return w
 }
@@ -122,13 +122,6 @@ func (w *ackWait) done(err error) {
 		return
 	}
 	w.c.ackReady(w.pa)
-}
-
-func ackEncoder(kind codec.Type, id uint16, r codec.ReasonCode, v codec.Version) func([]byte) []byte {
-	return func(b []byte) []byte {
-		a := codec.Ack{Kind: kind, PacketID: id, Reason: r}
-		return a.Append(b, v)
-	}
 }
 
 // routing is the context of routing one QoS 1/2 message.
@@ -256,16 +249,11 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 			return codec.ReceiveMaximumExceeded // [MQTT-3.3.4-9]
 		}
 		s.MarkReceived(p.PacketID)
-		b.store.SaveReceived(s, p.PacketID)
 		s.Mu.Unlock()
 	}
 	now := time.Now()
 	m := session.NewMessage(p, topic, c.clientID, now)
 	b.st.messagesIn.Add(1)
-	if p.Retain {
-		b.ret.set(m)
-		b.store.SaveRetained(m)
-	}
 	var rt *routing
 	if p.QoS > codec.QoS0 {
 		rt = &routing{c: c, kind: codec.PUBACK, id: p.PacketID}
@@ -273,7 +261,15 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 			rt.kind = codec.PUBREC
 		}
 	}
-	b.route(m, c.clientID, rt, false)
+	if b.store.Durable() {
+		// Every write of one PUBLISH (its QoS 2 id, its retained copy,
+		// its deliveries) lands in one group commit: a crash must never
+		// keep the id without the deliveries, or the resent PUBLISH would
+		// be taken for a duplicate and its message lost.
+		b.store.Atomic(func() { c.publishWrites(p, m, rt) })
+	} else {
+		c.publishWrites(p, m, rt)
+	}
 	// The acknowledgement goes once every durable step is done.
 	if p.QoS == codec.QoS0 {
 		if p.Retain && b.store.Durable() {
@@ -289,6 +285,22 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 		hk.OnPublish(m)
 	}
 	return nil
+}
+
+// publishWrites records and routes an accepted PUBLISH.
+func (c *conn) publishWrites(p *codec.Publish, m *session.Message, rt *routing) {
+	b := c.b
+	if p.QoS == codec.QoS2 {
+		s := c.sess
+		s.Mu.Lock()
+		b.store.SaveReceived(s, p.PacketID)
+		s.Mu.Unlock()
+	}
+	if p.Retain {
+		b.ret.set(m)
+		b.store.SaveRetained(m)
+	}
+	b.route(m, c.clientID, rt, false)
 }
 
 // onAck handles PUBACK, PUBREC, PUBREL and PUBCOMP from the client.
@@ -511,7 +523,7 @@ func (c *conn) drainLocked(now time.Time) {
 			return
 		}
 		s.MarkSent()
-		c.writePublishLocked(f, false, now)
+		c.writePublishLocked(f, f.MaybeSent, now)
 	}
 }
 
@@ -635,10 +647,6 @@ func (b *Broker) Publish(m *Message, opts PublishOptions, done func(error)) erro
 		m.Payload = []byte{}
 	}
 	b.st.messagesIn.Add(1)
-	if m.Retain {
-		b.ret.set(m)
-		b.store.SaveRetained(m)
-	}
 	if done == nil {
 		done = func(error) {}
 	}
@@ -647,7 +655,13 @@ func (b *Broker) Publish(m *Message, opts PublishOptions, done func(error)) erro
 	w := &ackWait{final: done}
 	w.n.Store(1)
 	rt := &routing{w: w}
-	b.route(m, "", rt, opts.OnlineOnly)
+	b.store.Atomic(func() {
+		if m.Retain {
+			b.ret.set(m)
+			b.store.SaveRetained(m)
+		}
+		b.route(m, "", rt, opts.OnlineOnly)
+	})
 	for _, h := range b.cfg.Hooks {
 		h.OnPublish(m)
 	}

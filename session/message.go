@@ -2,6 +2,7 @@ package session
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/mqttd/mqttd/codec"
 )
@@ -31,7 +32,7 @@ type Message struct {
 // topic, payload and properties, in a single allocation for the bytes.
 func NewMessage(p *codec.Publish, topic []byte, clientID string, now time.Time) *Message {
 	props := &p.Props
-	n := len(p.Payload) + len(props.ContentType) + len(props.ResponseTopic) + len(props.CorrelationData)
+	n := len(topic) + len(p.Payload) + len(props.ContentType) + len(props.ResponseTopic) + len(props.CorrelationData)
 	for _, u := range props.User {
 		n += len(u.Key) + len(u.Value)
 	}
@@ -45,11 +46,14 @@ func NewMessage(p *codec.Publish, topic []byte, clientID string, now time.Time) 
 		return buf[s:len(buf):len(buf)]
 	}
 	m := &Message{
-		Topic:    string(topic),
 		QoS:      p.QoS,
 		Retain:   p.Retain,
 		ClientID: clientID,
 		Created:  now,
+	}
+	if t := take(topic); t != nil {
+		// The topic shares the message's one immutable buffer.
+		m.Topic = unsafe.String(unsafe.SliceData(t), len(t))
 	}
 	m.Payload = take(p.Payload)
 	if m.Payload == nil {

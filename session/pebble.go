@@ -82,6 +82,7 @@ type PebbleConfig struct {
 // Writes go into a shared batch under mu; a committer goroutine commits
 // the batch with one sync for every waiter queued since the last commit.
 type Pebble struct {
+	dir  string
 	db   *pebble.DB
 	log  zerolog.Logger
 	sync *pebble.WriteOptions
@@ -92,6 +93,9 @@ type Pebble struct {
 		waiters []func(error)
 		closed  bool
 	}
+	// txMu keeps a group of writes (Atomic) whole: writers hold it shared
+	// while they write, the committer exclusively while it takes the batch.
+	txMu sync.RWMutex
 	kick chan struct{}
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -125,6 +129,7 @@ func OpenPebble(cfg PebbleConfig) (*Pebble, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrDataDir, cfg.Dir, err)
 	}
 	p := &Pebble{
+		dir:  cfg.Dir,
 		db:   db,
 		log:  cfg.Log,
 		sync: pebble.Sync,
@@ -239,15 +244,25 @@ func (p *Pebble) committer() {
 	}
 }
 
+// Atomic implements Backend.
+func (p *Pebble) Atomic(fn func()) {
+	p.txMu.RLock()
+	defer p.txMu.RUnlock()
+	fn()
+}
+
 func (p *Pebble) commitOnce() {
+	p.txMu.Lock()
 	p.mu.Lock()
 	b, waiters := p.mu.batch, p.mu.waiters
 	if len(waiters) == 0 && b.Empty() {
 		p.mu.Unlock()
+		p.txMu.Unlock()
 		return
 	}
 	p.mu.batch, p.mu.waiters = p.db.NewBatch(), nil
 	p.mu.Unlock()
+	p.txMu.Unlock()
 	var err error
 	if !b.Empty() {
 		err = b.Commit(p.sync)
@@ -280,6 +295,9 @@ func (p *Pebble) Load() (*Snapshot, error) {
 		return nil, err
 	}
 	defer it.Close()
+	bad := func(k []byte, err error) error {
+		return fmt.Errorf("%w (data directory %s, key %q)", err, p.dir, k)
+	}
 	for it.First(); it.Valid(); it.Next() {
 		k, v := it.Key(), it.Value()
 		if len(k) < 2 || k[1] != 0 {
@@ -290,7 +308,7 @@ func (p *Pebble) Load() (*Snapshot, error) {
 		case pfxSession:
 			s, err := decodeSession(v)
 			if err != nil {
-				return nil, err
+				return nil, bad(k, err)
 			}
 			sessions[s.ClientID] = s
 		case pfxOut:
@@ -300,7 +318,7 @@ func (p *Pebble) Load() (*Snapshot, error) {
 			}
 			f, err := decodeOut(v)
 			if err != nil {
-				return nil, err
+				return nil, bad(k, err)
 			}
 			outs = append(outs, outRec{string(rest[:i]), f})
 		case pfxReceived:
@@ -312,13 +330,13 @@ func (p *Pebble) Load() (*Snapshot, error) {
 		case pfxWill:
 			w, err := decodeWill(v)
 			if err != nil {
-				return nil, err
+				return nil, bad(k, err)
 			}
 			snap.Wills[string(rest)] = w
 		case pfxRetained:
 			m, err := decodeRetained(v)
 			if err != nil {
-				return nil, err
+				return nil, bad(k, err)
 			}
 			snap.Retained = append(snap.Retained, m)
 		case pfxKV:

@@ -71,9 +71,12 @@ func outMsg(id uint16, seq uint64, payload string, qos codec.QoS, phase Phase, s
 }
 
 // restored is f as Load gives it back: sent (resent with DUP) and durable.
+// restored is f as Restore leaves it: durable, maybe seen by the client,
+// and in flight only when its PUBREC had arrived.
 func restored(f *Inflight) *Inflight {
 	c := *f
-	c.Sent, c.Durable = true, true
+	c.Durable, c.MaybeSent = true, true
+	c.Sent = f.Phase == PhaseReleased
 	return &c
 }
 
@@ -140,8 +143,10 @@ func TestPebbleReopenLoadsEverything(t *testing.T) {
 	assert.Equal(t, full.PendingWill, got.PendingWill)
 	assert.Equal(t, full.WillAt, got.WillAt)
 	assert.Equal(t, map[uint16]struct{}{1: {}, 65535: {}}, got.Received)
-	assert.Equal(t, []*Inflight{restored(outs[0]), restored(outs[1]), restored(outs[2]), restored(outs[3])}, got.Out())
-	assert.Equal(t, 4, got.InflightLen(), "restored messages count as sent")
+	// The released QoS 2 message is in flight (PUBREL resent); the others
+	// wait to be sent again, in store order, within the client's window.
+	assert.Equal(t, []*Inflight{restored(outs[1]), restored(outs[0]), restored(outs[2]), restored(outs[3])}, got.Out())
+	assert.Equal(t, 1, got.InflightLen(), "only the released QoS 2 message counts as in flight")
 	// New messages continue after the restored ones.
 	f, ok := got.Add(msgN("new"), true)
 	require.True(t, ok)

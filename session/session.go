@@ -46,6 +46,9 @@ type Inflight struct {
 	Seq      uint64 // order of the session's outbound messages (store key)
 	Phase    Phase
 	Sent     bool // sent at least once (a resend sets DUP)
+	// MaybeSent marks a message restored from the store: it may have
+	// reached the client before the restart, so its first send sets DUP.
+	MaybeSent bool
 	// Durable is set once the message's store record is committed; only
 	// durable messages are sent, so nothing the client saw can vanish in
 	// a crash. Always true on a store that is not durable.
@@ -82,8 +85,11 @@ type Session struct {
 	// out holds the outbound QoS 1/2 messages in order: out[:nsent] were
 	// sent and await acknowledgement (the in-flight window), out[nsent:]
 	// wait to be sent (queued: offline, or online behind the window).
-	out     []*Inflight
-	nsent   int
+	out   []*Inflight
+	nsent int
+	// used marks the packet ids held by out, kept only while out is long
+	// (a scan of out is cheaper below idsIndexed and costs no memory).
+	used    *[65536 / 64]uint64
 	nextID  uint16
 	nextSeq uint64
 
@@ -141,22 +147,35 @@ func (s *Session) Add(d Delivery, durable bool) (f *Inflight, ok bool) {
 		if s.nextID == 0 {
 			s.nextID = 1
 		}
-		if s.Find(s.nextID) == nil {
+		if !s.idInUse(s.nextID) {
 			break
 		}
 	}
 	s.nextSeq++
 	f = &Inflight{Delivery: d, PacketID: s.nextID, Seq: s.nextSeq, Durable: durable}
 	s.out = append(s.out, f)
+	s.markID(f.PacketID, true)
 	return f, true
 }
 
-// Restore appends a message loaded from a store, as sent (it is resent
-// with DUP when the client is back).
+// Restore adds a message loaded from a store, in store order. A QoS 2
+// message whose PUBREC had arrived is in flight (its PUBREL is resent when
+// the client is back); every other one waits to be sent again, inside the
+// client's window and subject to its expiry, with DUP set because it may
+// have reached the client before the restart [MQTT-4.4.0-1].
 func (s *Session) Restore(f *Inflight) {
-	f.Sent, f.Durable = true, true
-	s.out = append(s.out, f)
-	s.nsent = len(s.out)
+	f.Durable, f.MaybeSent = true, true
+	if f.Phase == PhaseReleased {
+		f.Sent = true
+		s.out = append(s.out, nil)
+		copy(s.out[s.nsent+1:], s.out[s.nsent:])
+		s.out[s.nsent] = f
+		s.nsent++
+	} else {
+		f.Sent = false
+		s.out = append(s.out, f)
+	}
+	s.markID(f.PacketID, true)
 	if f.Seq > s.nextSeq {
 		s.nextSeq = f.Seq
 	}
@@ -203,13 +222,58 @@ func (s *Session) Remove(id uint16) (*Inflight, bool) {
 	return nil, false
 }
 
+// removeAt drops out[i], moving the shorter side: acknowledgements mostly
+// remove the oldest message, which then costs O(1).
 func (s *Session) removeAt(i int) {
 	if i < s.nsent {
 		s.nsent--
 	}
-	copy(s.out[i:], s.out[i+1:])
-	s.out[len(s.out)-1] = nil
-	s.out = s.out[:len(s.out)-1]
+	s.markID(s.out[i].PacketID, false)
+	n := len(s.out)
+	if i < n/2 {
+		copy(s.out[1:i+1], s.out[:i])
+		s.out[0] = nil
+		s.out = s.out[1:]
+	} else {
+		copy(s.out[i:], s.out[i+1:])
+		s.out[n-1] = nil
+		s.out = s.out[:n-1]
+	}
+	if len(s.out) == 0 && cap(s.out) > 64 {
+		s.out = nil // let a burst's backing array go
+	}
+}
+
+// idsIndexed is the length of out from which packet ids in use are
+// tracked in a bitmap instead of found by scanning.
+const idsIndexed = 32
+
+func (s *Session) idInUse(id uint16) bool {
+	if s.used != nil {
+		return s.used[id/64]&(1<<(id%64)) != 0
+	}
+	if len(s.out) >= idsIndexed {
+		s.used = new([65536 / 64]uint64)
+		for _, f := range s.out {
+			s.used[f.PacketID/64] |= 1 << (f.PacketID % 64)
+		}
+		return s.used[id/64]&(1<<(id%64)) != 0
+	}
+	return s.Find(id) != nil
+}
+
+func (s *Session) markID(id uint16, inUse bool) {
+	if s.used == nil {
+		return
+	}
+	if inUse {
+		s.used[id/64] |= 1 << (id % 64)
+		return
+	}
+	s.used[id/64] &^= 1 << (id % 64)
+	if len(s.out) <= 1 {
+		s.used = nil // idle again: drop the 8 KiB bitmap
+	}
 }
 
 // TrimQueue drops the oldest waiting messages until at most max wait, and

@@ -26,6 +26,11 @@ type Backend interface {
 	// failed. done runs on the backend's goroutine and must not block.
 	Commit(done func(error))
 
+	// Atomic runs fn; the writes fn makes go to the store together: no
+	// commit (anyone's) falls between them. fn must not call Atomic or
+	// wait for a commit.
+	Atomic(fn func())
+
 	// Load reads what a previous run left behind.
 	Load() (*Snapshot, error)
 
@@ -215,6 +220,16 @@ func (st *Store) SaveRetained(m *Message) {
 		return
 	}
 	st.backend.SaveRetained(m)
+}
+
+// Atomic runs fn so that its writes are committed together (see
+// Backend.Atomic); memory-only, it just runs fn.
+func (st *Store) Atomic(fn func()) {
+	if st.backend == nil {
+		fn()
+		return
+	}
+	st.backend.Atomic(fn)
 }
 
 // Commit calls done once every write so far is durable; at once (on the

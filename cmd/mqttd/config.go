@@ -60,6 +60,7 @@ type options struct {
 
 	logLevel  string
 	logFormat string
+	pprofAddr string
 }
 
 // byteSize is a flag value in bytes that accepts KiB/MiB suffixes.
@@ -147,6 +148,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.anonAccess, "anonymous.access", "pubsub", "what anonymous clients may do on every topic when -allow-anonymous is on: pubsub, pub, sub or none")
 
 	fs.StringVar(&o.logLevel, "log.level", "info", "log level: trace, debug, info, warn, error")
+	fs.StringVar(&o.pprofAddr, "debug.pprof-addr", "off", "serve Go's pprof profiles on this address (loopback only), or off")
 	fs.StringVar(&o.logFormat, "log.format", "auto", "log format: auto (console on a terminal, else JSON), console or json")
 	return fs
 }

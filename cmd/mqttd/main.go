@@ -8,6 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -83,6 +86,7 @@ type server struct {
 	b         *broker.Broker
 	store     *session.Store
 	listeners []transport.Listener
+	pprof     *http.Server
 	log       zerolog.Logger
 }
 
@@ -185,6 +189,12 @@ func start(o *options, log zerolog.Logger) (*server, error) {
 	if o.allowAnonymous {
 		log.Warn().Msg("anonymous clients are allowed (-allow-anonymous)")
 	}
+	if !off(o.pprofAddr) {
+		if err := s.servePprof(o.pprofAddr); err != nil {
+			s.stop()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -249,8 +259,36 @@ func openUsers(o *options, store *session.Store, log zerolog.Logger) (*auth.DB, 
 	return db, nil
 }
 
+// servePprof serves net/http/pprof on a loopback address.
+func (s *server) servePprof(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-debug.pprof-addr: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("-debug.pprof-addr %s: profiles are served on loopback only", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("-debug.pprof-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.pprof = srv
+	go func() { _ = srv.Serve(ln) }()
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("pprof listening")
+	return nil
+}
+
 // stop disconnects the clients, then closes the listeners.
 func (s *server) stop() {
+	if s.pprof != nil {
+		_ = s.pprof.Close()
+	}
 	_ = s.b.Close()
 	for _, l := range s.listeners {
 		if err := l.Close(); err != nil {
