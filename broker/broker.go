@@ -340,6 +340,7 @@ func (b *Broker) sweepConns(now time.Time) {
 			// [MQTT-3.1.2-22].
 			if ka := c.keepAlive.Load(); ka > 0 && nowNs-c.lastRecv.Load() > ka*3/2+int64(tickEvery) {
 				b.log.Debug().Str("client_id", c.clientID).Msg("keepalive timeout")
+				c.noLinger.Store(true)
 				c.closeWith(codec.KeepAliveTimeout, "keepalive timeout")
 				return
 			}

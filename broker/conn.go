@@ -41,6 +41,7 @@ type conn struct {
 	isConnected   atomic.Bool
 	closingSince  atomic.Int64 // unix ns when closeWith started; 0: not closing
 	finalSent     atomic.Int64 // unix ns when the final packet was written; 0: not yet
+	noLinger      atomic.Bool  // close right after the final packet (the client is silent anyway)
 	congestedFlag atomic.Bool  // deliveries held back by a full outbound buffer
 	stopRead      atomic.Bool  // ignore further inbound bytes
 
@@ -330,6 +331,8 @@ func (c *conn) written(err error) {
 	c.outMu.Unlock()
 	switch {
 	case err != nil:
+		_ = c.tc.Close()
+	case closeNow && c.noLinger.Load():
 		_ = c.tc.Close()
 	case closeNow:
 		// Linger: the client reads the final packet (a DISCONNECT or a
