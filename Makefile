@@ -5,7 +5,7 @@ BIN       := bin
 FUZZTIME  ?= 3s
 RUN_FLAGS ?= -allow-anonymous -mqtt.addr 127.0.0.1:1883 -ws.addr 127.0.0.1:8083 -tls.addr off -wss.addr off
 
-.PHONY: all build run test unit race fuzz fuzz-short interop deps bench bench-compare lint clean
+.PHONY: all build run test unit race fuzz fuzz-short interop deps bench bench-compare lint clean kafka-up kafka-down
 
 all: build
 
@@ -38,6 +38,14 @@ interop: build
 
 deps:
 	scripts/deps.sh
+
+## kafka-up: Apache Kafka 4.x (KRaft, single node) on 127.0.0.1:9092, fetched with Maven (KAFKA_PORT=N for another port)
+kafka-up:
+	scripts/kafka.sh up
+
+## kafka-down: stop it and remove its log dir
+kafka-down:
+	scripts/kafka.sh down
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./broker/ ./bench/

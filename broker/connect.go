@@ -498,6 +498,11 @@ func (b *Broker) publishWill(w *session.Will) {
 	if b.store.Durable() {
 		b.store.Commit(func(error) { b.release(rt) })
 	}
+	// A will is a device's message: bridges take it like a QoS 0 one
+	// (nobody waits for its acknowledgement).
+	for _, a := range b.cfg.Ackers {
+		a.Accept(m, func(error) {})
+	}
 	for _, h := range b.cfg.Hooks {
 		h.OnPublish(m)
 	}

@@ -52,6 +52,15 @@ type options struct {
 	dataDir     string
 	persistence bool
 
+	kafkaBrokers    string
+	kafkaAck        string
+	kafkaSpoolMax   byteSize
+	kafkaGroup      string
+	kafkaPartitions int
+	kafkaRetention  time.Duration
+	adminAddr       string
+	adminToken      string
+
 	usersFile    string
 	superusers   listFlag
 	cnAsUsername bool
@@ -141,6 +150,15 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory of the embedded store (sessions, queues, in-flight messages, retained messages)")
 	fs.BoolVar(&o.persistence, "persistence", true, "keep state in -data-dir across restarts (false: memory only)")
 
+	fs.StringVar(&o.kafkaBrokers, "kafka.brokers", "", "Kafka bootstrap servers host:port,...; empty: the Kafka bridge is off")
+	fs.StringVar(&o.kafkaAck, "kafka.ack", "local", "when a bridged QoS 1/2 publish is acknowledged: local (record synced to the on-disk spool) or kafka (Kafka has it)")
+	o.kafkaSpoolMax = 1 << 30
+	fs.Var(&o.kafkaSpoolMax, "kafka.spool-max", "bound of the on-disk spool of records waiting for Kafka (in -data-dir/kafka-spool)")
+	fs.StringVar(&o.kafkaGroup, "kafka.group", "mqttd", "consumer group of the mq2mqtt command consumer")
+	fs.IntVar(&o.kafkaPartitions, "kafka.partitions", 3, "partitions of the Kafka topics the bridge creates")
+	fs.DurationVar(&o.kafkaRetention, "kafka.retention", 72*time.Hour, "retention.ms of the Kafka topics the bridge creates")
+	fs.StringVar(&o.adminAddr, "admin.addr", "127.0.0.1:8080", "admin HTTP API listen address, or off")
+	fs.StringVar(&o.adminToken, "admin.token", "", "bearer token of the admin API (empty: every API request is refused with 401)")
 	fs.StringVar(&o.usersFile, "users", "", "YAML users file loaded at start (users: [{name, password | password_hash, grants: [{filter, access: pub|sub|pubsub}]}]); users already in the store are kept unless the file says replace: true")
 	fs.Var(&o.superusers, "superuser", "users who may publish and subscribe to anything (comma-separated or repeated)")
 	fs.BoolVar(&o.cnAsUsername, "tls.cn-as-username", false, "a verified client certificate's CN logs the client in as that user, without a password")
@@ -210,6 +228,10 @@ func (o *options) validate() error {
 		return fmt.Errorf("-names %q: want strict or mqtt", o.names)
 	case o.maxConns < 0 || o.maxConnsPerIP < 0 || o.connectRate < 0 || o.maxMsgRate < 0:
 		return errors.New("-max-connections, -max-connections-per-ip, -connect-rate, -max-msg-rate: must not be negative")
+	case o.kafkaAck != "local" && o.kafkaAck != "kafka":
+		return fmt.Errorf("-kafka.ack %q: want local or kafka", o.kafkaAck)
+	case o.kafkaPartitions < 1:
+		return errors.New("-kafka.partitions: at least 1")
 	case o.anonAccess != "pubsub" && o.anonAccess != "pub" && o.anonAccess != "sub" && o.anonAccess != "none":
 		return fmt.Errorf("-anonymous.access %q: want pubsub, pub, sub or none", o.anonAccess)
 	case o.maxKeepAlive > 65535:

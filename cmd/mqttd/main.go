@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -19,8 +20,10 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/mqttd/mqttd/admin"
 	"github.com/mqttd/mqttd/auth"
 	"github.com/mqttd/mqttd/broker"
+	"github.com/mqttd/mqttd/kafkabridge"
 	"github.com/mqttd/mqttd/session"
 	"github.com/mqttd/mqttd/transport"
 )
@@ -87,6 +90,8 @@ type server struct {
 	store     *session.Store
 	listeners []transport.Listener
 	pprof     *http.Server
+	bridge    *kafkabridge.Bridge
+	admin     *admin.Server
 	log       zerolog.Logger
 }
 
@@ -135,12 +140,54 @@ func start(o *options, log zerolog.Logger) (*server, error) {
 		return nil, err
 	}
 	cfg.Users = users
+	s := &server{store: store, log: log}
+	bridge, err := s.newBridge(o)
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("kafka bridge: %w", err)
+	}
+	if bridge != nil {
+		cfg.Ackers = append(cfg.Ackers, bridge)
+		cfg.Hooks = append(cfg.Hooks, bridge)
+	}
 	b, err := broker.New(cfg)
 	if err != nil {
+		if bridge != nil {
+			_ = bridge.Close()
+		}
 		_ = store.Close()
 		return nil, err
 	}
-	s := &server{b: b, store: store, log: log}
+	s.b = b
+	if bridge != nil {
+		s.bridge = bridge
+		bridge.SetBroker(b)
+		if err := bridge.Start(context.Background()); err != nil {
+			s.stop()
+			return nil, fmt.Errorf("kafka bridge: %w", err)
+		}
+		log.Info().Str("brokers", o.kafkaBrokers).Str("ack", o.kafkaAck).Msg("kafka bridge on")
+	}
+	if !off(o.adminAddr) {
+		deps := admin.Deps{}
+		if bridge != nil {
+			deps.ParentTopics = parentTopicsAPI{bridge}
+		}
+		as, err := admin.New(admin.Config{Addr: o.adminAddr, Token: o.adminToken,
+			Log: log.With().Str("component", "admin").Logger()}, deps)
+		if err == nil {
+			err = as.Start()
+		}
+		if err != nil {
+			s.stop()
+			return nil, fmt.Errorf("admin listener: %w", err)
+		}
+		s.admin = as
+		log.Info().Str("addr", as.Addr()).Msg("admin API listening")
+		if o.adminToken == "" {
+			log.Warn().Msg("no -admin.token: every admin API request is refused")
+		}
+	}
 	var tlsCfg *tls.Config
 	if o.tlsCert != "" {
 		if tlsCfg, err = serverTLS(o); err != nil {
@@ -289,10 +336,22 @@ func (s *server) stop() {
 	if s.pprof != nil {
 		_ = s.pprof.Close()
 	}
-	_ = s.b.Close()
+	if s.admin != nil {
+		_ = s.admin.Close()
+	}
+	if s.b != nil {
+		_ = s.b.Close()
+	}
 	for _, l := range s.listeners {
 		if err := l.Close(); err != nil {
 			s.log.Warn().Err(err).Msg("closing listener")
+		}
+	}
+	// After the broker: its disconnects are presence events, and the
+	// bridge drains what it holds into the spool.
+	if s.bridge != nil {
+		if err := s.bridge.Close(); err != nil {
+			s.log.Warn().Err(err).Msg("closing the kafka bridge")
 		}
 	}
 	if err := s.store.Close(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -91,7 +92,7 @@ func TestStartAndStop(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	o, err := parseOptions([]string{"-allow-anonymous", "-mqtt.addr", addr, "-ws.addr", "off",
+	o, err := parseOptions([]string{"-allow-anonymous", "-mqtt.addr", addr, "-ws.addr", "off", "-admin.addr", "127.0.0.1:0",
 		"-data-dir", t.TempDir(), "-log.level", "warn"})
 	require.NoError(t, err)
 	var logs bytes.Buffer
@@ -170,7 +171,7 @@ users:
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	run := func(extra ...string) *server {
-		o, err := parseOptions(append([]string{"-mqtt.addr", addr, "-ws.addr", "off", "-data-dir", dataDir,
+		o, err := parseOptions(append([]string{"-mqtt.addr", addr, "-ws.addr", "off", "-admin.addr", "127.0.0.1:0", "-data-dir", dataDir,
 			"-auth.bcrypt-cost", "4"}, extra...))
 		require.NoError(t, err)
 		require.NoError(t, o.validate())
@@ -187,4 +188,38 @@ users:
 	srv = run() // no -users: the account is in the store
 	defer srv.stop()
 	assert.Equal(t, byte(0), connect311(t, addr, "a4", "alice", "alice-secret"))
+}
+
+// TestAdminWithoutKafka: the admin listener runs without the bridge; its
+// token is checked, and the parent-topic routes say the bridge is off.
+func TestAdminWithoutKafka(t *testing.T) {
+	o, err := parseOptions([]string{"-mqtt.addr", "127.0.0.1:0", "-ws.addr", "off", "-persistence=false",
+		"-admin.addr", "127.0.0.1:0", "-admin.token", "tok"})
+	require.NoError(t, err)
+	srv, err := start(o, zerolog.Nop())
+	require.NoError(t, err)
+	defer srv.stop()
+	base := "http://" + srv.admin.Addr()
+	get := func(path, token string) int {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusOK, get("/healthz", ""))
+	assert.Equal(t, http.StatusUnauthorized, get("/api/v1/parent-topics", ""))
+	assert.Equal(t, http.StatusUnauthorized, get("/api/v1/parent-topics", "wrong"))
+	assert.Equal(t, http.StatusServiceUnavailable, get("/api/v1/parent-topics", "tok"))
+}
+
+func TestKafkaNeedsPersistence(t *testing.T) {
+	o, err := parseOptions([]string{"-mqtt.addr", "127.0.0.1:0", "-ws.addr", "off", "-admin.addr", "off",
+		"-persistence=false", "-kafka.brokers", "127.0.0.1:1"})
+	require.NoError(t, err)
+	_, err = start(o, zerolog.Nop())
+	assert.ErrorContains(t, err, "needs -persistence")
 }

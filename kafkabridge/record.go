@@ -1,0 +1,300 @@
+package kafkabridge
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/mqttd/mqttd/broker"
+	"github.com/mqttd/mqttd/codec"
+)
+
+// record is one Kafka record as it sits in the spool: what the producer
+// sends, nothing more. seq is its spool sequence number (not stored).
+type record struct {
+	topic   string
+	key     []byte // nil: no key (the partitioner spreads the records)
+	value   []byte
+	headers []header
+	seq     uint64
+}
+
+type header struct{ key, value []byte }
+
+// orderKey names the records whose relative order the producer keeps:
+// those of one key in one topic. "" for records without a key.
+func (r *record) orderKey() string {
+	if r.key == nil {
+		return ""
+	}
+	return r.topic + "\x00" + string(r.key)
+}
+
+// Spool encoding of a record, version 1. Integers are unsigned varints.
+//
+//	version  1 byte  (1)
+//	flags    1 byte  bit 0: has a key
+//	topic    length, bytes
+//	key      length, bytes (only with flag bit 0)
+//	value    length, bytes
+//	headers  count, then per header: key length, key, value length, value
+const (
+	recordVersion = 1
+	flagKey       = 1 << 0
+)
+
+// errBadRecord is wrapped by every decodeRecord error.
+var errBadRecord = errors.New("kafkabridge: malformed spool record")
+
+// appendTo appends r's spool encoding to dst.
+func (r *record) appendTo(dst []byte) []byte {
+	var flags byte
+	if r.key != nil {
+		flags |= flagKey
+	}
+	dst = append(dst, recordVersion, flags)
+	dst = appendBytes(dst, []byte(r.topic))
+	if r.key != nil {
+		dst = appendBytes(dst, r.key)
+	}
+	dst = appendBytes(dst, r.value)
+	dst = binary.AppendUvarint(dst, uint64(len(r.headers)))
+	for _, h := range r.headers {
+		dst = appendBytes(dst, h.key)
+		dst = appendBytes(dst, h.value)
+	}
+	return dst
+}
+
+func appendBytes(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+// decodeRecord decodes a spool record. The record's byte fields alias b.
+func decodeRecord(b []byte) (*record, error) {
+	d := decoder{b: b}
+	if v := d.byte("version"); d.err == nil && v != recordVersion {
+		return nil, fmt.Errorf("%w: version %d", errBadRecord, v)
+	}
+	flags := d.byte("flags")
+	r := &record{topic: string(d.bytes("topic"))}
+	if flags&flagKey != 0 {
+		r.key = d.bytes("key")
+		if r.key == nil && d.err == nil {
+			r.key = []byte{}
+		}
+	}
+	r.value = d.bytes("value")
+	n := d.uvarint("header count")
+	if d.err == nil && n > uint64(len(d.b)/2) {
+		d.fail("header count")
+	}
+	if d.err == nil && n > 0 {
+		r.headers = make([]header, n)
+		for i := range r.headers {
+			r.headers[i].key = d.bytes("header key")
+			r.headers[i].value = d.bytes("header value")
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return r, nil
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(field string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", errBadRecord, field)
+	}
+}
+
+func (d *decoder) byte(field string) byte {
+	if d.err != nil || len(d.b) < 1 {
+		d.fail(field)
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint(field string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(field)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(field string) []byte {
+	n := d.uvarint(field)
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(field)
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// deviceValue is the JSON value of a device message's record
+// (DESIGN.md, Kafka contract).
+type deviceValue struct {
+	ClientID        string `json:"clientId"`
+	Topic           string `json:"topic"`
+	Payload         string `json:"payload"`
+	PayloadEncoding string `json:"payloadEncoding,omitempty"` // "base64" when the payload is not UTF-8
+	TS              int64  `json:"ts"`                        // ms since the epoch, when the broker received it
+}
+
+// Header names of device message records.
+const (
+	HeaderClientID  = "clientId"
+	HeaderMQTTTopic = "mqttTopic"
+	HeaderQoS       = "qos"
+)
+
+// deviceRecord builds the record of a device message for Kafka topic
+// parent; ordered records are keyed by the client ID.
+func deviceRecord(m *broker.Message, parent string, ordered bool) *record {
+	v := deviceValue{ClientID: m.ClientID, Topic: m.Topic, TS: m.Created.UnixMilli()}
+	if utf8.Valid(m.Payload) {
+		v.Payload = string(m.Payload)
+	} else {
+		v.Payload = base64.StdEncoding.EncodeToString(m.Payload)
+		v.PayloadEncoding = "base64"
+	}
+	r := &record{
+		topic: parent,
+		value: marshal(v),
+		headers: []header{
+			{[]byte(HeaderClientID), []byte(m.ClientID)},
+			{[]byte(HeaderMQTTTopic), []byte(m.Topic)},
+			{[]byte(HeaderQoS), strconv.AppendUint(nil, uint64(m.QoS), 10)},
+		},
+	}
+	if ordered {
+		r.key = []byte(m.ClientID)
+	}
+	return r
+}
+
+// presenceValue is the JSON value of a connect or disconnect event.
+type presenceValue struct {
+	ClientID        string `json:"clientid"`
+	TS              int64  `json:"ts"`  // ms since the epoch, when the event happened
+	Seq             uint64 `json:"seq"` // increases with every event of this client
+	Event           string `json:"event"`
+	Reason          string `json:"reason"`
+	IP              string `json:"ip"`
+	Protocol        string `json:"protocol"`
+	ProtocolVersion string `json:"protocolVersion"`
+	Transport       string `json:"transport"`
+	Username        string `json:"username,omitempty"`
+	Group           string `json:"group,omitempty"`
+	Node            string `json:"node"`
+	KeepAlive       uint16 `json:"keepalive"`
+	CleanStart      bool   `json:"cleanStart"`
+	ConnectedAt     int64  `json:"connectedAt"` // ms since the epoch
+}
+
+// presenceEvent is a connect or disconnect waiting for the spool.
+type presenceEvent struct {
+	info    broker.ClientInfo
+	connect bool
+	reason  string
+	seq     uint64
+	ts      int64
+}
+
+// Presence event kinds (the "event" field and header).
+const (
+	EventConnect    = "connect"
+	EventDisconnect = "disconnect"
+)
+
+func presenceRecord(e *presenceEvent, connectTopic, disconnectTopic string) *record {
+	topic, event, reason := disconnectTopic, EventDisconnect, e.reason
+	if e.connect {
+		topic, event, reason = connectTopic, EventConnect, EventConnect
+	}
+	v := presenceValue{
+		ClientID:        e.info.ClientID,
+		TS:              e.ts,
+		Seq:             e.seq,
+		Event:           event,
+		Reason:          reason,
+		IP:              e.info.IP,
+		Protocol:        e.info.Protocol,
+		ProtocolVersion: versionString(e.info.Version),
+		Transport:       e.info.Transport,
+		Username:        e.info.Username,
+		Group:           e.info.Group,
+		Node:            e.info.Node,
+		KeepAlive:       e.info.KeepAlive,
+		CleanStart:      e.info.CleanStart,
+		ConnectedAt:     e.info.ConnectedAt.UnixMilli(),
+	}
+	return &record{
+		topic: topic,
+		key:   []byte(e.info.ClientID),
+		value: marshal(v),
+		headers: []header{
+			{[]byte(HeaderClientID), []byte(e.info.ClientID)},
+			{[]byte("event"), []byte(event)},
+		},
+	}
+}
+
+func versionString(v codec.Version) string {
+	switch v {
+	case codec.V31:
+		return "3.1"
+	case codec.V311:
+		return "3.1.1"
+	case codec.V5:
+		return "5.0"
+	case 0:
+		return ""
+	default:
+		return strconv.Itoa(int(v))
+	}
+}
+
+// marshal encodes v as JSON without HTML escaping (payloads keep their
+// '<', '>' and '&').
+func marshal(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// Only strings, integers and booleans: cannot fail.
+		panic(fmt.Sprintf("kafkabridge: encoding a record value: %v", err))
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
