@@ -75,7 +75,7 @@ func filterMatches(filter, topic string) bool {
 
 func authConfig() broker.Config {
 	return broker.Config{Users: &testAuth{
-		users: map[string]string{"alice": "secret", "root": "toor"},
+		users: map[string]string{"alice": "alice-secret", "root": "root-secret"},
 		grants: map[string][]grant{
 			"alice": {{"alice/#", broker.AccessPublish | broker.AccessSubscribe}, {"news/#", broker.AccessSubscribe}},
 			"root":  {{"#", broker.AccessPublish | broker.AccessSubscribe}},
@@ -111,15 +111,21 @@ func TestAnonymousRefused(t *testing.T) {
 // unknown user or a missing password get CONNACK 0x04 (3.1.1) / 0x86 (5).
 func TestAuthentication(t *testing.T) {
 	t.Parallel()
-	s := start(t, authConfig())
+	for name, cfg := range authConfigs(t) {
+		t.Run(name, func(t *testing.T) { testAuthentication(t, cfg) })
+	}
+}
+
+func testAuthentication(t *testing.T, cfg broker.Config) {
+	s := start(t, cfg)
 	cases := []struct {
 		name     string
 		user, pw *string
 		ok       bool
 	}{
-		{"good", strp("alice"), strp("secret"), true},
+		{"good", strp("alice"), strp("alice-secret"), true},
 		{"wrong_password", strp("alice"), strp("nope"), false},
-		{"unknown_user", strp("mallory"), strp("secret"), false},
+		{"unknown_user", strp("mallory"), strp("alice-secret"), false},
 		{"no_password", strp("alice"), nil, false},
 	}
 	for _, tc := range cases {
@@ -148,11 +154,17 @@ func TestAuthentication(t *testing.T) {
 // outside them is SUBACK 0x80 / 0x87. Refused messages reach nobody.
 func TestAuthorization(t *testing.T) {
 	t.Parallel()
-	s := start(t, authConfig())
-	root, _ := connectRaw(t, s.TCP, connectOpts{Version: v5, ClientID: "root", Clean: true, Username: strp("root"), Password: strp("toor")})
+	for name, cfg := range authConfigs(t) {
+		t.Run(name, func(t *testing.T) { testAuthorization(t, cfg) })
+	}
+}
+
+func testAuthorization(t *testing.T, cfg broker.Config) {
+	s := start(t, cfg)
+	root, _ := connectRaw(t, s.TCP, connectOpts{Version: v5, ClientID: "root", Clean: true, Username: strp("root"), Password: strp("root-secret")})
 	require.Equal(t, []byte{1}, root.subscribe(t, nil, sub{Filter: "#", QoS: 1}))
 	alice := func(t *testing.T, v byte, id string) *rawConn {
-		c, _ := connectRaw(t, s.TCP, connectOpts{Version: v, ClientID: id, Clean: true, Username: strp("alice"), Password: strp("secret")})
+		c, _ := connectRaw(t, s.TCP, connectOpts{Version: v, ClientID: id, Clean: true, Username: strp("alice"), Password: strp("alice-secret")})
 		return c
 	}
 	// expectOnly checks what root saw before the marker.
