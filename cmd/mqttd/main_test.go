@@ -95,8 +95,7 @@ func TestStartAndStop(t *testing.T) {
 	o, err := parseOptions([]string{"-allow-anonymous", "-mqtt.addr", addr, "-ws.addr", "off", "-admin.addr", "127.0.0.1:0",
 		"-data-dir", t.TempDir(), "-log.level", "warn"})
 	require.NoError(t, err)
-	var logs bytes.Buffer
-	srv, err := start(o, zerolog.New(&logs))
+	srv, err := start(o, zerolog.Nop())
 	require.NoError(t, err)
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	require.NoError(t, err)

@@ -131,7 +131,7 @@ func TestCorruptDataDirStopsStart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := tc.prepare(t)
 			args := []string{"-allow-anonymous", "-mqtt.addr", freeAddr(t),
-				"-ws.addr", "off", "-tls.addr", "off", "-wss.addr", "off", "-data-dir", dir, "-log.format", "json"}
+				"-ws.addr", "off", "-tls.addr", "off", "-wss.addr", "off", "-admin.addr", "off", "-data-dir", dir, "-log.format", "json"}
 			code, out := runToExit(t, exitLimit, args...)
 			t.Logf("exit %d: %s", code, strings.TrimSpace(out))
 			assert.NotZero(t, code, "mqttd must not start on this data directory")

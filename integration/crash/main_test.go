@@ -127,7 +127,7 @@ func (s *server) args() []string {
 	return append([]string{
 		"-allow-anonymous",
 		"-mqtt.addr", s.Addr,
-		"-ws.addr", "off", "-tls.addr", "off", "-wss.addr", "off",
+		"-ws.addr", "off", "-tls.addr", "off", "-wss.addr", "off", "-admin.addr", "off",
 		"-data-dir", s.DataDir,
 		"-session.max-queued", "100000",
 		"-session.max-pending", "100000",
