@@ -74,6 +74,8 @@ type Deps struct {
 	ParentTopics ParentTopics
 	// Health reports whether the process is healthy; nil: always.
 	Health func() error
+	// Metrics returns the samples of GET /metrics; nil: none.
+	Metrics func() []Metric
 }
 
 // Server is the admin HTTP listener.
@@ -106,6 +108,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.log.Warn().Msg("admin: no token configured: the API refuses every request")
 	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /metrics", s.metrics)
 	if deps.ParentTopics != nil {
 		s.mux.Handle("GET /api/v1/parent-topics", s.auth(s.listParentTopics))
 		s.mux.Handle("POST /api/v1/parent-topics", s.auth(s.createParentTopic))

@@ -3,6 +3,7 @@
 // message and prints a summary and a one-line machine-readable result.
 //
 //	mqttbench -scenario fanin -publishers 8 -qos 1 -addr 127.0.0.1:1883
+//	mqttbench -scenario kafka -qos 1 -kafka-brokers 127.0.0.1:9092 -admin-token T
 //	mqttbench report -cases cases.txt -results results.log > RESULTS.md
 //	mqttbench freeport
 //
@@ -115,6 +116,10 @@ func parseFlags(args []string, stderr io.Writer) (cfg bench.Config, strict, quie
 	fs.IntVar(&cfg.PID, "pid", 0, "broker pid for its memory and CPU (0: the process listening on -addr)")
 	fs.StringVar(&cfg.Label, "label", "", "broker name recorded in the result")
 	fs.StringVar(&cfg.Case, "case", "", "case name recorded in the result")
+	fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", "", "kafka: Kafka bootstrap servers host:port,... (loopback) to read the bridged records from")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "kafka: the broker's admin API, where the parent topic (-topic-prefix) is registered")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "kafka: bearer token of the admin API")
+	fs.BoolVar(&cfg.KafkaOrdered, "kafka-ordered", false, "kafka: an ordered parent topic (orderMsg2mq-<topic-prefix>)")
 	fs.BoolVar(&strict, "strict", false, "exit 2 when a message was lost, duplicated or reordered, or any check failed")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines")
 	if err = fs.Parse(args); err != nil {

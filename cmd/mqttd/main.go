@@ -169,7 +169,7 @@ func start(o *options, log zerolog.Logger) (*server, error) {
 		log.Info().Str("brokers", o.kafkaBrokers).Str("ack", o.kafkaAck).Msg("kafka bridge on")
 	}
 	if !off(o.adminAddr) {
-		deps := admin.Deps{}
+		deps := admin.Deps{Metrics: s.metrics}
 		if bridge != nil {
 			deps.ParentTopics = parentTopicsAPI{bridge}
 		}

@@ -213,6 +213,13 @@ func TestAdminWithoutKafka(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, get("/api/v1/parent-topics", ""))
 	assert.Equal(t, http.StatusUnauthorized, get("/api/v1/parent-topics", "wrong"))
 	assert.Equal(t, http.StatusServiceUnavailable, get("/api/v1/parent-topics", "tok"))
+
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(body), "# TYPE mqttd_connections gauge")
+	assert.Contains(t, string(body), "mqttd_messages_in_total 0")
 }
 
 func TestKafkaNeedsPersistence(t *testing.T) {
