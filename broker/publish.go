@@ -48,7 +48,7 @@ func (c *conn) writeAck(kind codec.Type, id uint16, r codec.ReasonCode) {
 // will resend). rt may be nil.
 func (c *conn) waitAck(kind codec.Type, id uint16, r codec.ReasonCode, rt *routing, m *session.Message) {
 	b := c.b
-	durable := b.store.Durable()
+	durable := rt != nil && rt.wrote
 	var w *ackWait
 	if rt != nil {
 		w = rt.w
@@ -89,6 +89,22 @@ func (c *conn) newAckWait(kind codec.Type, id uint16, r codec.ReasonCode) *ackWa
 	w := &ackWait{c: c, pa: c.queuePubAck(true, kind, id, r)}
 	w.n.Store(1)
 	return w
+}
+
+// wroteIf returns a routing that makes waitAck wait for a commit when
+// this connection's session is persistent on a durable store and changed.
+func (c *conn) wroteIf(changed bool) *routing {
+	if !changed || !c.b.store.Durable() {
+		return nil
+	}
+	s := c.sess
+	s.Mu.Lock()
+	persistent := s.Expiry > 0
+	s.Mu.Unlock()
+	if !persistent {
+		return nil
+	}
+	return &routing{wrote: true}
 }
 
 // ackWait counts what an acknowledgement waits for: store commits,
@@ -137,6 +153,7 @@ func (w *ackWait) done(err error) {
 // broker dropping messages it acknowledged.
 type routing struct {
 	items []durableItem
+	wrote bool // something durable was written: the acknowledgement waits for the commit
 	c     *conn // the publisher; nil for Publish
 	kind  codec.Type
 	id    uint16
@@ -294,11 +311,17 @@ func (c *conn) publishWrites(p *codec.Publish, m *session.Message, rt *routing) 
 		s := c.sess
 		s.Mu.Lock()
 		b.store.SaveReceived(s, p.PacketID)
+		if s.Expiry > 0 && rt != nil {
+			rt.wrote = true
+		}
 		s.Mu.Unlock()
 	}
 	if p.Retain {
 		b.ret.set(m)
 		b.store.SaveRetained(m)
+		if rt != nil {
+			rt.wrote = true
+		}
 	}
 	b.route(m, c.clientID, rt, false)
 }
@@ -323,7 +346,7 @@ func (c *conn) onAck(a *codec.Ack) error {
 		}
 		// PUBCOMP only once the release is durable: the client may reuse
 		// the packet id right after it.
-		c.waitAck(codec.PUBCOMP, a.PacketID, r, nil, nil)
+		c.waitAck(codec.PUBCOMP, a.PacketID, r, c.wroteIf(ok), nil)
 		return nil
 	case codec.PUBACK, codec.PUBCOMP:
 		s.Mu.Lock()
@@ -357,7 +380,7 @@ func (c *conn) onAck(a *codec.Ack) error {
 		s.Mu.Unlock()
 		// PUBREL only once the new phase is durable: after a PUBREL the
 		// PUBLISH must never be sent again [MQTT-4.3.3-5].
-		c.waitAck(codec.PUBREL, a.PacketID, codec.Success, nil, nil)
+		c.waitAck(codec.PUBREL, a.PacketID, codec.Success, c.wroteIf(true), nil)
 		return nil
 	}
 	return nil
@@ -456,6 +479,9 @@ func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time, 
 		}
 	}
 	waitCommit := ds != nil && b.store.Durable() && s.Expiry > 0
+	if waitCommit {
+		ds.wrote = true
+	}
 	f, ok := s.Add(d, !waitCommit)
 	if !ok {
 		b.st.droppedPending.Add(1)

@@ -109,7 +109,10 @@ func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 	}
 	// SUBACK once the subscriptions are durable; the retained messages
 	// after it.
-	if !b.store.Durable() {
+	s.Mu.Lock()
+	persistent := s.Expiry > 0
+	s.Mu.Unlock()
+	if !b.store.Durable() || !persistent {
 		c.queueAck(false, enc, after)
 		return nil
 	}
