@@ -183,7 +183,9 @@ func (b *Broker) OnOpen(tc transport.Conn) {
 		_ = tc.Close()
 		return
 	}
-	c.ip = c.remoteIP()
+	if b.cfg.MaxConnectionsPerIP > 0 {
+		c.ip = c.remoteIP()
+	}
 	if !b.admit(c.ip) {
 		b.log.Warn().Str("remote", c.remote()).Msg("connection limit reached: closing")
 		c.stopRead.Store(true)

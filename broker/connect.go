@@ -257,7 +257,7 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 	c.connected = true
 	c.isConnected.Store(true)
 
-	if exists && expiry == 0 && b.store.Durable() {
+	if exists && expiry == 0 && b.store.Durable() && s.Stored.Load() {
 		// Resumed as a session that ends with this connection: its records
 		// must not outlive a crash.
 		b.store.Backend().DeleteSession(clientID)
@@ -306,9 +306,12 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 	if exists {
 		c.resumeLocked(now)
 	}
+	wrote := b.store.Durable() && (expiry > 0 || c.will != nil || exists || ended != nil)
 	s.Mu.Unlock()
 	mu.Unlock()
-	b.store.Commit(func(error) {})
+	if wrote {
+		b.store.Commit(func(error) {})
+	}
 
 	if old != nil {
 		old.takenOverClean.Store(p.CleanStart)
@@ -449,12 +452,15 @@ func (c *conn) disconnected(err error) {
 	if c.will != nil && mine {
 		b.store.DeleteWill(c.clientID)
 	}
+	wrote := b.store.Durable() && (s.Stored.Load() || c.will != nil)
 	s.Mu.Unlock()
 	if endNow {
 		b.store.Delete(c.clientID, s)
 	}
 	mu.Unlock()
-	b.store.Commit(func(error) {})
+	if wrote {
+		b.store.Commit(func(error) {})
+	}
 	if endNow {
 		b.unsubscribeAll(s, subs)
 	}

@@ -153,7 +153,7 @@ func (w *ackWait) done(err error) {
 // broker dropping messages it acknowledged.
 type routing struct {
 	items []durableItem
-	wrote bool // something durable was written: the acknowledgement waits for the commit
+	wrote bool  // something durable was written: the acknowledgement waits for the commit
 	c     *conn // the publisher; nil for Publish
 	kind  codec.Type
 	id    uint16

@@ -71,7 +71,7 @@ func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 		s.Mu.Lock()
 		_, had := s.Subs[raw]
 		cp := sub
-		s.Subs[raw] = &cp
+		s.SetSub(&cp)
 		b.store.SaveSession(s)
 		s.Mu.Unlock()
 		b.subs.add(s, pf.group, pf.filter, sub)

@@ -223,7 +223,7 @@ func TestPebbleDeleteSessionPrefix(t *testing.T) {
 			for _, id := range ids {
 				s := New(id, "")
 				s.Expiry = time.Hour
-				s.Subs["t/"+id] = &Subscription{Filter: "t/" + id, QoS: 1}
+				s.SetSub(&Subscription{Filter: "t/" + id, QoS: 1})
 				p.SaveSession(s)
 				p.SaveOut(id, outMsg(1, 1, id+"-1", codec.QoS1, PhasePublished))
 				p.SaveOut(id, outMsg(2, 1<<40, id+"-2", codec.QoS2, PhaseReleased))
@@ -270,7 +270,7 @@ func TestPebbleDeleteThenRecreate(t *testing.T) {
 	p := openPebble(t, dir)
 	old := New("c", "")
 	old.Expiry = time.Hour
-	old.Subs["old"] = &Subscription{Filter: "old"}
+	old.SetSub(&Subscription{Filter: "old"})
 	p.SaveSession(old)
 	p.SaveOut("c", outMsg(1, 1, "old-1", codec.QoS1, PhasePublished))
 	p.SaveOut("c", outMsg(2, 2, "old-2", codec.QoS1, PhasePublished))
@@ -280,7 +280,7 @@ func TestPebbleDeleteThenRecreate(t *testing.T) {
 	p.DeleteSession("c")
 	fresh := New("c", "")
 	fresh.Expiry = time.Minute
-	fresh.Subs["new"] = &Subscription{Filter: "new", QoS: 2}
+	fresh.SetSub(&Subscription{Filter: "new", QoS: 2})
 	p.SaveSession(fresh)
 	p.SaveOut("c", outMsg(1, 1, "new-1", codec.QoS2, PhasePublished))
 	commit(t, p)

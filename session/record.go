@@ -260,7 +260,7 @@ func decodeSession(b []byte) (*Session, error) {
 		if sub.QoS > codec.QoS2 || sub.RetainHandling > 2 {
 			d.fail("subscription options")
 		}
-		s.Subs[sub.Filter] = sub
+		s.SetSub(sub)
 	}
 	if d.flag() {
 		w := &Will{Delay: time.Duration(d.i64())}

@@ -2,6 +2,7 @@ package session
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqttd/mqttd/codec"
@@ -80,7 +81,11 @@ type Session struct {
 	// connected or before the first).
 	DisconnectedAt time.Time
 
-	Subs map[string]*Subscription
+	Subs map[string]*Subscription // by filter; nil until the first (use SetSub)
+
+	// Stored is set once the store holds records of this session, so that
+	// ending a session that never had any writes nothing.
+	Stored atomic.Bool
 
 	// out holds the outbound QoS 1/2 messages in order: out[:nsent] were
 	// sent and await acknowledgement (the in-flight window), out[nsent:]
@@ -114,8 +119,15 @@ func New(clientID, group string) *Session {
 	return &Session{
 		ClientID: clientID,
 		Group:    group,
-		Subs:     make(map[string]*Subscription),
 	}
+}
+
+// SetSub adds or replaces a subscription (Subs is nil until the first).
+func (s *Session) SetSub(sub *Subscription) {
+	if s.Subs == nil {
+		s.Subs = make(map[string]*Subscription)
+	}
+	s.Subs[sub.Filter] = sub
 }
 
 // MarkReceived records an inbound QoS 2 packet id.

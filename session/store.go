@@ -118,7 +118,7 @@ func (st *Store) Delete(id string, s *Session) bool {
 		ok = false
 	}
 	sh.mu.Unlock()
-	if ok && st.backend != nil {
+	if ok && st.backend != nil && (s == nil || s.Stored.Load()) {
 		st.backend.DeleteSession(id)
 	}
 	return ok
@@ -159,7 +159,15 @@ func (st *Store) Len() int {
 
 // persistent reports whether s's state must be durable: a durable backend
 // and a session that outlives its connection.
-func (st *Store) persistent(s *Session) bool { return st.backend != nil && s.Expiry > 0 }
+func (st *Store) persistent(s *Session) bool {
+	if st.backend != nil && s.Expiry > 0 {
+		if !s.Stored.Load() {
+			s.Stored.Store(true)
+		}
+		return true
+	}
+	return false
+}
 
 // SaveSession records s's meta (caller holds s.Mu).
 func (st *Store) SaveSession(s *Session) {
@@ -254,6 +262,7 @@ func (st *Store) Load(now time.Time) (*Snapshot, error) {
 		return nil, err
 	}
 	for _, s := range snap.Sessions {
+		s.Stored.Store(true)
 		if s.DisconnectedAt.IsZero() {
 			s.DisconnectedAt = now
 		}
