@@ -140,6 +140,9 @@ func start(o *options, log zerolog.Logger) (*server, error) {
 		return nil, err
 	}
 	cfg.Users = users
+	if o.allowAnonymous {
+		cfg.Users = anonymousAccess{DB: users, access: anonAccessBits(o.anonAccess)}
+	}
 	s := &server{store: store, log: log}
 	bridge, err := s.newBridge(o)
 	if err != nil {
@@ -290,9 +293,6 @@ func openUsers(o *options, store *session.Store, log zerolog.Logger) (*auth.DB, 
 		Cost:             o.bcryptCost,
 		Log:              log.With().Str("component", "auth").Logger(),
 	}
-	if o.allowAnonymous && o.anonAccess != "none" {
-		acfg.AnonymousGrants = []auth.Grant{{Filter: "#", Access: o.anonAccess}}
-	}
 	db, err := auth.New(store.KV(), acfg)
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
@@ -304,6 +304,34 @@ func openUsers(o *options, store *session.Store, log zerolog.Logger) (*auth.DB, 
 	}
 	log.Info().Int("users", db.Len()).Msg("users loaded")
 	return db, nil
+}
+
+// anonymousAccess lets anonymous clients (user "") do what
+// -anonymous.access says on every topic, $-topics included (clients never
+// publish to $SYS: the broker refuses that itself), and asks the user
+// database about everyone else.
+type anonymousAccess struct {
+	*auth.DB
+	access broker.Access
+}
+
+func (a anonymousAccess) Allow(user, topic string, access broker.Access) bool {
+	if user == "" {
+		return a.access&access != 0
+	}
+	return a.DB.Allow(user, topic, access)
+}
+
+func anonAccessBits(s string) broker.Access {
+	switch s {
+	case "pubsub":
+		return broker.AccessPublish | broker.AccessSubscribe
+	case "pub":
+		return broker.AccessPublish
+	case "sub":
+		return broker.AccessSubscribe
+	}
+	return 0
 }
 
 // servePprof serves net/http/pprof on a loopback address.

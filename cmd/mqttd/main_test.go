@@ -229,3 +229,50 @@ func TestKafkaNeedsPersistence(t *testing.T) {
 	_, err = start(o, zerolog.Nop())
 	assert.ErrorContains(t, err, "needs -persistence")
 }
+
+// publishQoS1 connects anonymously (3.1.1), publishes QoS 1 to topic and
+// reports whether a PUBACK came back.
+func publishQoS1(t *testing.T, addr, topic string) bool {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte{0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 30, 0, 1, 'p'})
+	require.NoError(t, err)
+	ack := make([]byte, 4)
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = io.ReadFull(c, ack)
+	require.NoError(t, err)
+	require.Equal(t, []byte{0x20, 2, 0, 0}, ack)
+	body := append([]byte{0, byte(len(topic))}, topic...)
+	body = append(body, 0, 7, 'x')
+	_, err = c.Write(append([]byte{0x32, byte(len(body))}, body...))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, ack)
+	return err == nil && ack[0] == 0x40 && ack[3] == 7
+}
+
+// TestAnonymousAccess: with -allow-anonymous, anonymous clients may use
+// $-topics too (not $SYS); -anonymous.access narrows what they may do.
+func TestAnonymousAccess(t *testing.T) {
+	for _, tc := range []struct {
+		access string
+		topic  string
+		ok     bool
+	}{
+		{"pubsub", "a/b", true},
+		{"pubsub", "$TopicA/B", true},
+		{"pubsub", "$SYS/x", false},
+		{"sub", "a/b", false},
+	} {
+		t.Run(tc.access+" "+tc.topic, func(t *testing.T) {
+			o, err := parseOptions([]string{"-mqtt.addr", "127.0.0.1:0", "-ws.addr", "off", "-admin.addr", "off",
+				"-persistence=false", "-names", "mqtt", "-allow-anonymous", "-anonymous.access", tc.access})
+			require.NoError(t, err)
+			srv, err := start(o, zerolog.Nop())
+			require.NoError(t, err)
+			defer srv.stop()
+			assert.Equal(t, tc.ok, publishQoS1(t, srv.listeners[0].Addr().String(), tc.topic))
+		})
+	}
+}
