@@ -18,7 +18,7 @@ var ErrConfig = errors.New("bench: invalid config")
 // each (DefaultConfig returns the command line's defaults, which add a
 // two-second warm-up).
 type Config struct {
-	// Scenario is one of Scenarios(): fanin, fanout, pairs or conns.
+	// Scenario is one of Scenarios(): fanin, fanout, pairs, conns or kafka.
 	Scenario string
 	// Addr is the broker's TCP address; it must be a loopback address.
 	// Default 127.0.0.1:1883.
@@ -99,6 +99,19 @@ type Config struct {
 	// Case names the benchmark case in the result (bench-compare sets it).
 	// Default none.
 	Case string
+
+	// KafkaBrokers are the Kafka bootstrap servers the kafka scenario reads
+	// the bridged records from, comma-separated loopback host:port.
+	// Required by kafka.
+	KafkaBrokers string
+	// AdminAddr is the broker's admin API, where the kafka scenario
+	// registers its parent topic (TopicPrefix). Default 127.0.0.1:8080.
+	AdminAddr string
+	// AdminToken is the admin API's bearer token. Default none.
+	AdminToken string
+	// KafkaOrdered makes the kafka scenario's parent topic ordered: the
+	// TopicPrefix gets the orderMsg2mq- prefix. Default false.
+	KafkaOrdered bool
 }
 
 // DefaultConfig returns the defaults of cmd/mqttbench's flags.
@@ -123,6 +136,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Spread, 1)
 	setDefault(&c.ConnectTimeout, 10*time.Second)
 	setDefault(&c.TopicPrefix, "bench")
+	setDefault(&c.AdminAddr, "127.0.0.1:8080")
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -194,6 +208,11 @@ func (c *Config) Validate() error {
 		return bad("topic-prefix", "%q must be a non-empty topic without wildcards, not starting with $",
 			c.TopicPrefix)
 	}
+	if c.Scenario == "kafka" {
+		if err := c.validateKafka(); err != nil {
+			return err
+		}
+	}
 	if c.PID < 0 {
 		return bad("pid", "%d is negative", c.PID)
 	}
@@ -218,4 +237,36 @@ func versionName(v codec.Version) string {
 		return "5"
 	}
 	return "3.1.1"
+}
+
+// validateKafka checks the settings of the kafka scenario.
+func (c *Config) validateKafka() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+	}
+	if c.KafkaBrokers == "" {
+		return bad("kafka-brokers", "required by the kafka scenario")
+	}
+	for _, b := range strings.Split(c.KafkaBrokers, ",") {
+		if !isLoopback(b) {
+			return bad("kafka-brokers", "%q is not a loopback host:port", b)
+		}
+	}
+	if !isLoopback(c.AdminAddr) {
+		return bad("admin-addr", "%q is not a loopback host:port", c.AdminAddr)
+	}
+	// The prefix is the parent topic: one topic level, and a Kafka topic
+	// name (249 characters at most, with the ordered prefix).
+	if len(c.TopicPrefix)+len(OrderedPrefix) > 249 {
+		return bad("topic-prefix", "%d characters: a parent topic has at most %d", len(c.TopicPrefix),
+			249-len(OrderedPrefix))
+	}
+	for i := 0; i < len(c.TopicPrefix); i++ {
+		if ch := c.TopicPrefix[i]; !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' ||
+			ch == '_' || ch == '-') {
+			return bad("topic-prefix", "character %q: the kafka scenario's prefix is its parent topic, "+
+				"one level of [0-9A-Za-z_-]", ch)
+		}
+	}
+	return nil
 }

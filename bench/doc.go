@@ -16,11 +16,16 @@
 //     connection. It then publishes one message to every connection's topic
 //     and reads it back, so a broker that silently lost subscriptions is
 //     caught.
+//   - kafka: P publishers on topics under a parent topic the tool
+//     registers through the broker's admin API (the bridge creates the
+//     Kafka topic); no MQTT subscriber, but a Kafka consumer (kafka.go)
+//     reading every partition from the offsets at the start, checking each
+//     record's payload like a delivery. Order is checked per client within
+//     a partition (normal topics spread a client over partitions), and per
+//     client overall on ordered (orderMsg2mq-) topics. The publishers' ack
+//     rate is reported beside the records/s in Kafka.
 //
-// The scenario table (scenarios in run.go) is the only list to extend: a
-// Kafka scenario (fan-in on a bridged parent topic, counting records in
-// Kafka) plugs in as a pub/sub topology with no MQTT subscribers and a
-// receiver that feeds the same Checker from Kafka records.
+// The scenario table (scenarios in run.go) is the only list to extend.
 //
 // # What every message carries
 //

@@ -50,6 +50,7 @@ type publisher struct {
 
 	// Reader-owned; read once rdone is closed.
 	refused, protoErrs uint64
+	ackedWin           uint64 // exchanges completed during the window (PUBACK, PUBCOMP)
 	rerr               error
 	ackBuf             []byte
 	rdone              chan struct{}
@@ -320,6 +321,8 @@ func (p *publisher) onAck(a *codec.Ack) {
 	case a.Kind == codec.PUBACK && p.ps.cfg.QoS == codec.QoS1 && st.CompareAndSwap(idPublish, idFree):
 		if a.Reason >= 0x80 {
 			p.refused++
+		} else {
+			p.countAck()
 		}
 		p.free <- a.PacketID
 	case a.Kind == codec.PUBREC && p.ps.cfg.QoS == codec.QoS2 && st.Load() == idPublish:
@@ -336,8 +339,17 @@ func (p *publisher) onAck(a *codec.Ack) {
 		// the PUBCOMP ends the exchange once (§4.3.3).
 		p.ackBuf = (&codec.Ack{Kind: codec.PUBREL, PacketID: a.PacketID}).Append(p.ackBuf, p.ps.cfg.Version)
 	case a.Kind == codec.PUBCOMP && st.CompareAndSwap(idRelease, idFree):
+		p.countAck()
 		p.free <- a.PacketID
 	default:
 		p.protoErrs++ // wrong kind for the QoS, or for the id's state
+	}
+}
+
+// countAck counts an acknowledged message when it was acknowledged
+// during the measurement window.
+func (p *publisher) countAck() {
+	if now := p.rd.readAt; now >= p.ps.tStart && now < p.ps.tEnd {
+		p.ackedWin++
 	}
 }

@@ -16,6 +16,9 @@ import (
 type topology struct {
 	pubTopics []string  // one per publisher
 	subs      []subSpec // one per subscriber
+	// kafka, when set, hears every publisher from the records of a Kafka
+	// topic (the kafka scenario); it counts as one more subscriber.
+	kafka *kafkaReceiver
 }
 
 // subSpec is one subscriber: its filter and the publishers it must hear,
@@ -90,7 +93,7 @@ func runPubSub(ctx context.Context, r *runner, topo topology) (*Result, error) {
 	stopProgress := ps.startProgress()
 	defer stopProgress()
 
-	readBuf := min(max(subReadBudget/len(topo.subs), minReadBuf), maxReadBuf)
+	readBuf := min(max(subReadBudget/max(len(topo.subs), 1), minReadBuf), maxReadBuf)
 	err := forEach(ctx, len(topo.subs), r.cfg.Workers, func(ctx context.Context, i int) error {
 		s, err := ps.newSubscriber(ctx, i, readBuf)
 		if err != nil {
@@ -124,6 +127,11 @@ func runPubSub(ctx context.Context, r *runner, topo topology) (*Result, error) {
 			p.watch = append(p.watch, &s.seen[j])
 		}
 	}
+	if kr := topo.kafka; kr != nil && kr.seen != nil {
+		for i, p := range ps.pubs {
+			p.watch = append(p.watch, &kr.seen[i])
+		}
+	}
 
 	// The times are fixed before any reader or publisher starts: the
 	// goroutines read them without synchronisation.
@@ -135,6 +143,9 @@ func runPubSub(ctx context.Context, r *runner, topo topology) (*Result, error) {
 	ps.started.Store(true)
 	for _, s := range ps.subs {
 		go s.read()
+	}
+	if topo.kafka != nil {
+		topo.kafka.start(ps)
 	}
 	for _, p := range ps.pubs {
 		go p.read()
@@ -235,6 +246,11 @@ func (ps *pubsubRun) expected() uint64 {
 			n += ps.pubs[pi].win
 		}
 	}
+	if ps.topo.kafka != nil {
+		for _, p := range ps.pubs {
+			n += p.win
+		}
+	}
 	return n
 }
 
@@ -254,6 +270,9 @@ func (ps *pubsubRun) drain(ctx context.Context, expected uint64) {
 
 func (ps *pubsubRun) settled(expected uint64) bool {
 	var got uint64
+	if ps.topo.kafka != nil {
+		got += ps.topo.kafka.uniqueWinA.Load()
+	}
 	for _, s := range ps.subs {
 		got += s.uniqueWinA.Load()
 		if s.pendingRel.Load() > 0 {
@@ -300,6 +319,9 @@ func (ps *pubsubRun) closeAll() {
 	for _, p := range ps.pubs {
 		<-p.rdone
 	}
+	if ps.topo.kafka != nil {
+		ps.topo.kafka.stop()
+	}
 }
 
 // collect sums the per-connection counters into a Result. The readers
@@ -322,6 +344,7 @@ func (ps *pubsubRun) collect(expected uint64) *Result {
 		res.Refused += p.refused
 		res.ProtocolErrors += p.protoErrs
 		res.Unacked += uint64(p.inflight())
+		res.Acked += p.ackedWin
 		switch {
 		case errors.Is(p.werr, os.ErrDeadlineExceeded):
 			// Not a connection error: the broker stopped reading. What it
@@ -338,6 +361,9 @@ func (ps *pubsubRun) collect(expected uint64) *Result {
 		res.WindowStalls += p.stalls
 	}
 	var hist Histogram
+	if ps.topo.kafka != nil {
+		ps.topo.kafka.collect(ps, res, &hist)
+	}
 	for _, s := range ps.subs {
 		res.Received += s.uniqueWin
 		res.Duplicated += s.dups
@@ -365,6 +391,7 @@ func (ps *pubsubRun) collect(expected uint64) *Result {
 	secs := cfg.Duration.Seconds()
 	res.SentPerSec = float64(res.Sent) / secs
 	res.DeliveredPerSec = float64(res.Delivered) / secs
+	res.AckedPerSec = float64(res.Acked) / secs
 	res.LatencyCount = hist.Count()
 	res.P50us = durUs(hist.Quantile(0.50))
 	res.P90us = durUs(hist.Quantile(0.90))
@@ -403,6 +430,9 @@ func (ps *pubsubRun) startProgress() func() {
 			}
 			for _, s := range ps.subs {
 				deliv += s.delivered.Load()
+			}
+			if ps.topo.kafka != nil {
+				deliv += ps.topo.kafka.delivered.Load()
 			}
 			now := ps.clk.now()
 			phase := "warmup "

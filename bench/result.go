@@ -41,6 +41,16 @@ type Result struct {
 	Delivered       uint64  `json:"delivered,omitempty"`
 	DeliveredPerSec float64 `json:"delivered_per_sec,omitempty"`
 	DrainS          float64 `json:"drain_s,omitempty"` // how long the drain took
+	// Acked counts the QoS 1/2 exchanges the broker completed during the
+	// window (PUBACK, or PUBCOMP at QoS 2), whenever they were sent.
+	Acked       uint64  `json:"acked,omitempty"`
+	AckedPerSec float64 `json:"acked_per_sec,omitempty"`
+
+	// kafka: the Kafka topic read (the parent topic), whether it is
+	// ordered, and its partitions. Delivered and Received count its records.
+	KafkaTopic      string `json:"kafka_topic,omitempty"`
+	KafkaOrdered    bool   `json:"kafka_ordered,omitempty"`
+	KafkaPartitions int    `json:"kafka_partitions,omitempty"`
 
 	// Latency of the messages sent in the window, microseconds.
 	LatencyCount uint64  `json:"latency_count,omitempty"`
@@ -143,11 +153,27 @@ func (r *Result) WriteSummary(w io.Writer) error {
 				window = fmt.Sprintf("QoS 0 window %d", r.QoS0Window)
 			}
 		}
-		p("clients          %d publishers, %d subscribers, %s, rate %s\n", r.Publishers, r.Subscribers, window,
-			rateName(r.Rate))
+		if r.KafkaTopic != "" {
+			typ := "normal"
+			if r.KafkaOrdered {
+				typ = "ordered"
+			}
+			p("clients          %d publishers -> Kafka topic %s (%s, %d partitions), %s, rate %s\n", r.Publishers,
+				r.KafkaTopic, typ, r.KafkaPartitions, window, rateName(r.Rate))
+		} else {
+			p("clients          %d publishers, %d subscribers, %s, rate %s\n", r.Publishers, r.Subscribers, window,
+				rateName(r.Rate))
+		}
 		p("window           %.1fs after %.1fs warm-up; drain took %.2fs\n", r.DurationS, r.WarmupS, r.DrainS)
 		p("published        %d (%s msgs/s)\n", r.Sent, si(r.SentPerSec))
-		p("delivered        %d (%s msgs/s)\n", r.Delivered, si(r.DeliveredPerSec))
+		if r.QoS > 0 {
+			p("acknowledged     %d (%s msgs/s)\n", r.Acked, si(r.AckedPerSec))
+		}
+		what := "delivered       "
+		if r.KafkaTopic != "" {
+			what = "in Kafka        "
+		}
+		p("%s %d (%s msgs/s)\n", what, r.Delivered, si(r.DeliveredPerSec))
 		p("received         %d of %d expected\n", r.Received, r.Expected)
 		p("latency          p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%d samples)\n", us(r.P50us), us(r.P90us),
 			us(r.P99us), us(r.P999us), us(r.MaxUs), r.LatencyCount)
@@ -165,6 +191,13 @@ func (r *Result) WriteSummary(w io.Writer) error {
 		r.Unexpected, r.Malformed, r.Unacked, r.Refused, r.ProtocolErrors, r.ConnErrors)
 	if r.WindowStalls > 0 {
 		p("note             QoS 0 window written off %d time(s): no subscriber moved for a second\n", r.WindowStalls)
+	}
+	if r.KafkaTopic != "" && !r.KafkaOrdered {
+		p("note             normal topic: records of one client spread over the partitions, so reordered counts " +
+			"only a client's records out of order within one partition\n")
+	}
+	if r.KafkaTopic != "" && r.KafkaOrdered {
+		p("note             ordered topic: reordered counts every record of a client that came after a later one\n")
 	}
 	if r.Truncated {
 		p("note             a stream had too many gaps: lost is approximate\n")

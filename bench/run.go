@@ -17,9 +17,9 @@ type scenario struct {
 	run        func(ctx context.Context, r *runner) (*Result, error)
 }
 
-// scenarios is the table Run dispatches on. A new scenario (the Kafka
-// fan-in, once the bridge exists) is one more entry: a topology for
-// runPubSub with its own receiver, or a function of its own.
+// scenarios is the table Run dispatches on. A new scenario is one more
+// entry: a topology for runPubSub (with MQTT subscribers, or the Kafka
+// receiver), or a function of its own.
 var scenarios = []scenario{
 	{"fanin", "P publishers (-publishers) -> 1 subscriber on a wildcard", func(ctx context.Context, r *runner) (*Result, error) {
 		return runPubSub(ctx, r, faninTopology(r, r.cfg.Publishers))
@@ -31,6 +31,7 @@ var scenarios = []scenario{
 		return runPubSub(ctx, r, pairsTopology(r, r.cfg.Pairs))
 	}},
 	{"conns", "C idle subscribed connections (-conns): connect rate and broker RSS per connection", runConns},
+	{"kafka", "P publishers (-publishers) on a bridged parent topic -> its Kafka records (-kafka-brokers)", runKafka},
 }
 
 func lookupScenario(name string) *scenario {

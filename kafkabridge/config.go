@@ -98,6 +98,15 @@ type Config struct {
 	// MaxBatch is how many records the producer sends in one round.
 	// Default 2048.
 	MaxBatch int
+	// Pipeline is how many rounds the producer has in flight at once: the
+	// next rounds are queued while Kafka answers the first, so the
+	// producer does not idle for a round trip between rounds. 1 sends one
+	// round at a time. Default 8.
+	Pipeline int
+	// Compression of the record batches sent to Kafka: "none", "snappy",
+	// "lz4", "gzip" or "zstd". Default "snappy" (cheap on CPU; the JSON
+	// values compress well).
+	Compression string
 	// DialTimeout bounds connecting to a Kafka broker. Default 5s.
 	DialTimeout time.Duration
 	// RequestTimeout bounds one Kafka request (produce, metadata, admin).
@@ -161,6 +170,12 @@ func (c *Config) setDefaults() {
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 2048
 	}
+	if c.Pipeline == 0 {
+		c.Pipeline = 8
+	}
+	if c.Compression == "" {
+		c.Compression = "snappy"
+	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 5 * time.Second
 	}
@@ -207,6 +222,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("kafkabridge: retention %s: want at least 1ms", d.Retention)
 	case d.MaxBatch < 1:
 		return fmt.Errorf("kafkabridge: max batch %d: want at least 1", d.MaxBatch)
+	case d.Pipeline < 1 || d.Pipeline > 64:
+		return fmt.Errorf("kafkabridge: pipeline %d: want 1 to 64 rounds", d.Pipeline)
+	case d.compression() < 0:
+		return fmt.Errorf("kafkabridge: compression %q: want none, snappy, lz4, gzip or zstd", d.Compression)
 	case d.DialTimeout < 0 || d.RequestTimeout < 0 || d.RetryBackoff < 0 || d.MaxRetryBackoff < 0 || d.CloseTimeout < 0:
 		return errors.New("kafkabridge: timeouts and backoffs must not be negative")
 	}
@@ -238,4 +257,21 @@ func validKafkaTopic(s string) error {
 		}
 	}
 	return nil
+}
+
+// compression maps Config.Compression to sarama's codec; -1 when unknown.
+func (c *Config) compression() sarama.CompressionCodec {
+	switch c.Compression {
+	case "none":
+		return sarama.CompressionNone
+	case "", "snappy":
+		return sarama.CompressionSnappy
+	case "lz4":
+		return sarama.CompressionLZ4
+	case "gzip":
+		return sarama.CompressionGZIP
+	case "zstd":
+		return sarama.CompressionZSTD
+	}
+	return -1
 }

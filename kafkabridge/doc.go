@@ -16,7 +16,7 @@
 //
 //	event loop ──Accept/OnConnect/OnDisconnect──▶ intake queue (memory, QueueBytes)
 //	    ──writer──▶ spool (disk, SpoolMaxBytes; fsync per batch in AckLocal)
-//	    ──sender──▶ Kafka (idempotent producer, one round at a time)
+//	    ──sender──▶ Kafka (idempotent producer, Config.Pipeline rounds in flight, snappy)
 //
 // The on-disk spool (package spool) is the bridge's write-ahead log: every
 // record passes through it, so one ordered pipeline carries records in the

@@ -110,7 +110,14 @@ type fakeProducer struct {
 // reports a failure, as when Kafka's acknowledgement is lost.
 var errWrittenButLost = errors.New("fake kafka: written, acknowledgement lost")
 
-func (p *fakeProducer) Send(ctx context.Context, recs []*record) []error {
+func (p *fakeProducer) Send(ctx context.Context, recs []*record) *sendResult {
+	res := newSendResult(len(recs))
+	res.errs = p.send(ctx, recs)
+	close(res.done)
+	return res
+}
+
+func (p *fakeProducer) send(ctx context.Context, recs []*record) []error {
 	if h := p.k.hold; h != nil {
 		select {
 		case <-h:

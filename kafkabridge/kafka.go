@@ -39,8 +39,11 @@ func (k *kafka) base() *sarama.Config {
 }
 
 // producer returns an idempotent producer: acks from all in-sync
-// replicas, one request in flight per broker, sarama's own retries
-// keeping sequence numbers (so Kafka drops the duplicates they cause).
+// replicas, one request in flight per broker (what sarama's idempotent
+// producer allows; the bridge keeps several rounds queued behind it, so
+// the next request is ready when the last one returns), sarama's own
+// retries keeping sequence numbers (so Kafka drops the duplicates they
+// cause), and batches compressed as Config.Compression says.
 func (k *kafka) producer() (producer, error) {
 	c := k.base()
 	c.Metadata.Full = false // only the topics it produces to
@@ -52,20 +55,41 @@ func (k *kafka) producer() (producer, error) {
 	c.Producer.Retry.Max = 5
 	c.Producer.Retry.Backoff = 200 * time.Millisecond
 	c.Producer.Timeout = k.cfg.RequestTimeout
+	c.Producer.Compression = k.cfg.compression()
 	// Keyed records (ordered topics, events) by key hash; the others at
 	// random over the partitions.
 	c.Producer.Partitioner = sarama.NewHashPartitioner
-	c.ChannelBufferSize = 1024
+	// Room for the rounds in flight, so that queueing one rarely waits.
+	c.ChannelBufferSize = 8192
 	ap, err := sarama.NewAsyncProducer(k.cfg.Brokers, c)
 	if err != nil {
 		return nil, err
 	}
-	return &saramaProducer{ap: ap}, nil
+	p := &saramaProducer{ap: ap, routed: make(chan struct{})}
+	p.mu.rounds = make(map[uint64]*pendingRound)
+	go p.route()
+	return p, nil
 }
 
+// saramaProducer runs rounds on a sarama AsyncProducer: Send feeds a
+// round's messages in order, and the route goroutine (started with it,
+// ended by Close once sarama closed its channels) hands each success or
+// error to its round.
 type saramaProducer struct {
-	ap    sarama.AsyncProducer
-	round uint64
+	ap     sarama.AsyncProducer
+	round  uint64 // Send's goroutine only
+	routed chan struct{}
+	mu     struct {
+		sync.Mutex // guards rounds
+		rounds     map[uint64]*pendingRound
+	}
+}
+
+// pendingRound is a round whose records are not all resolved.
+type pendingRound struct {
+	res      *sendResult
+	resolved []bool
+	left     int
 }
 
 type msgTag struct {
@@ -74,46 +98,80 @@ type msgTag struct {
 }
 
 // Send implements producer.
-func (p *saramaProducer) Send(ctx context.Context, recs []*record) []error {
+func (p *saramaProducer) Send(ctx context.Context, recs []*record) *sendResult {
 	p.round++
-	errs := make([]error, len(recs))
-	resolved := make([]bool, len(recs))
-	left := len(recs)
-	next := 0
-	var msg *sarama.ProducerMessage
-	for left > 0 {
-		var in chan<- *sarama.ProducerMessage
-		if next < len(recs) {
-			if msg == nil {
-				msg = toMessage(recs[next], msgTag{p.round, next})
-			}
-			in = p.ap.Input()
-		}
+	pr := &pendingRound{res: newSendResult(len(recs)), resolved: make([]bool, len(recs)), left: len(recs)}
+	if len(recs) == 0 {
+		close(pr.res.done)
+		return pr.res
+	}
+	p.mu.Lock()
+	p.mu.rounds[p.round] = pr
+	p.mu.Unlock()
+	for i, r := range recs {
 		select {
-		case in <- msg:
-			next++
-			msg = nil
-		case m := <-p.ap.Successes():
-			if t, ok := m.Metadata.(msgTag); ok && t.round == p.round && !resolved[t.idx] {
-				resolved[t.idx] = true
-				left--
-			}
-		case pe := <-p.ap.Errors():
-			if t, ok := pe.Msg.Metadata.(msgTag); ok && t.round == p.round && !resolved[t.idx] {
-				resolved[t.idx] = true
-				errs[t.idx] = pe.Err
-				left--
-			}
+		case p.ap.Input() <- toMessage(r, msgTag{p.round, i}):
 		case <-ctx.Done():
-			for i := range errs {
-				if !resolved[i] {
-					errs[i] = ctx.Err()
-				}
+			// The rest never reaches Kafka.
+			p.mu.Lock()
+			for j := i; j < len(recs); j++ {
+				p.resolve(p.round, pr, j, ctx.Err())
 			}
-			return errs
+			p.mu.Unlock()
+			return pr.res
 		}
 	}
-	return errs
+	return pr.res
+}
+
+// resolve records the outcome of record idx of a round, completing the
+// round with its last record. p.mu is held.
+func (p *saramaProducer) resolve(round uint64, pr *pendingRound, idx int, err error) {
+	if pr.resolved[idx] {
+		return
+	}
+	pr.resolved[idx] = true
+	pr.res.errs[idx] = err
+	if pr.left--; pr.left == 0 {
+		delete(p.mu.rounds, round)
+		close(pr.res.done)
+	}
+}
+
+// route hands sarama's results to their rounds until both channels close.
+func (p *saramaProducer) route() {
+	defer close(p.routed)
+	succ, errs := p.ap.Successes(), p.ap.Errors()
+	for succ != nil || errs != nil {
+		var m *sarama.ProducerMessage
+		var err error
+		select {
+		case sm, ok := <-succ:
+			if !ok {
+				succ = nil
+				continue
+			}
+			m = sm
+		case pe, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			m, err = pe.Msg, pe.Err
+			if err == nil {
+				err = errors.New("kafkabridge: produce failed without an error")
+			}
+		}
+		t, ok := m.Metadata.(msgTag)
+		if !ok {
+			continue
+		}
+		p.mu.Lock()
+		if pr := p.mu.rounds[t.round]; pr != nil && t.idx < len(pr.resolved) {
+			p.resolve(t.round, pr, t.idx, err)
+		}
+		p.mu.Unlock()
+	}
 }
 
 func toMessage(r *record, tag msgTag) *sarama.ProducerMessage {
@@ -130,8 +188,21 @@ func toMessage(r *record, tag msgTag) *sarama.ProducerMessage {
 	return m
 }
 
-// Close implements producer.
-func (p *saramaProducer) Close() error { return p.ap.Close() }
+// Close implements producer: sarama flushes what it holds and closes its
+// channels; rounds still unresolved then (none, unless sarama lost a
+// message) fail with ErrClosed.
+func (p *saramaProducer) Close() error {
+	p.ap.AsyncClose()
+	<-p.routed
+	p.mu.Lock()
+	for round, pr := range p.mu.rounds {
+		for i := range pr.resolved {
+			p.resolve(round, pr, i, ErrClosed)
+		}
+	}
+	p.mu.Unlock()
+	return nil
+}
 
 // consumerGroup returns the command consumer's group: new groups start at
 // the newest offset, offsets are committed every second (only those the

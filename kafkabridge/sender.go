@@ -10,14 +10,28 @@ import (
 	"github.com/mqttd/mqttd/kafkabridge/spool"
 )
 
-// producer sends rounds of records to Kafka.
+// producer sends rounds of records to Kafka, several rounds at a time.
 type producer interface {
-	// Send delivers recs, in order per partition, and returns one error
-	// per record (nil: Kafka acknowledged it). When ctx ends first, the
+	// Send queues recs behind the records of every earlier Send (in order
+	// per partition) and returns the round's result, complete once Kafka
+	// resolved every record of it. It may block while the producer's
+	// buffers are full, until ctx ends. When ctx ends first, the
 	// unresolved records get ctx's error and the producer must be closed.
-	Send(ctx context.Context, recs []*record) []error
+	// One goroutine calls Send.
+	Send(ctx context.Context, recs []*record) *sendResult
 	// Close releases the producer. It may wait for requests in flight.
 	Close() error
+}
+
+// sendResult is the outcome of one round: once done is closed, errs holds
+// one error per record (nil: Kafka acknowledged it).
+type sendResult struct {
+	done chan struct{}
+	errs []error
+}
+
+func newSendResult(n int) *sendResult {
+	return &sendResult{done: make(chan struct{}), errs: make([]error, n)}
 }
 
 // topicAdmin creates Kafka topics.
@@ -31,14 +45,27 @@ type topicAdmin interface {
 // maxRoundBytes bounds the record bytes of one round.
 const maxRoundBytes = 4 << 20
 
-// sendLoop moves the spool to Kafka, one round at a time and in spool
-// order. A round is removed from the spool only when Kafka acknowledged
-// every record of it (or refused one for good). When Kafka fails part of
-// a round, the producer is replaced and the failed records are sent
-// again — together with any later record of the same key that had
-// succeeded, so that a client's records never overtake each other (the
-// resent copies may duplicate, never reorder). Normal-topic records that
-// succeeded are not resent.
+// flight is a round handed to the producer and not yet settled.
+type flight struct {
+	recs []*record
+	next uint64 // spool cursor once the round is settled: its last seq + 1
+	res  *sendResult
+}
+
+// sendLoop moves the spool to Kafka in spool order, keeping up to
+// Config.Pipeline rounds in flight on one producer: a round is read and
+// queued while earlier ones wait for Kafka, so the producer never idles
+// between rounds. Rounds are settled in order; the spool cursor moves past
+// a round only when Kafka acknowledged every record of it and of the
+// rounds before (or refused one for good).
+//
+// When Kafka fails part of a round, every round in flight is awaited and
+// settled together, as one: the failed records are sent again on a fresh
+// producer — together with any later record of the same key that had
+// succeeded, in this or a later round, so that a client's records never
+// overtake each other (the resent copies may duplicate, never reorder).
+// Normal-topic records that succeeded are not resent. Pipelining resumes
+// once the resend went through.
 func (br *Bridge) sendLoop() {
 	defer br.senderWG.Done()
 	ctx := br.sendCtx
@@ -60,65 +87,161 @@ func (br *Bridge) sendLoop() {
 		backoff = min(2*backoff, br.cfg.MaxRetryBackoff)
 		return true
 	}
+	var queue []*flight
 	for {
-		ents, err := br.sp.Read(ctx.Done(), br.cfg.MaxBatch, maxRoundBytes)
-		if err != nil {
-			if !errors.Is(err, spool.ErrClosed) {
-				br.log.Error().Err(err).Msg("kafkabridge: reading the spool")
-			}
-			return
-		}
-		pending := make([]*record, 0, len(ents))
-		for _, e := range ents {
-			r, err := decodeRecord(e.Data)
+		// Fill the pipeline with what the spool holds now.
+		for len(queue) < br.cfg.Pipeline {
+			ents, err := br.sp.Poll(br.cfg.MaxBatch, maxRoundBytes)
 			if err != nil {
-				br.m.failed.Add(1)
-				br.log.Error().Err(err).Uint64("seq", e.Seq).Msg("kafkabridge: undecodable spool record skipped")
-				br.release(e.Seq, nil)
-				continue
-			}
-			r.seq = e.Seq
-			pending = append(pending, r)
-		}
-		for len(pending) > 0 {
-			if prod == nil {
-				prod, err = br.newProducer()
-				if err != nil {
-					prod = nil
-					br.setKafka(false, err)
-					if !wait() {
-						return
-					}
-					continue
+				if !errors.Is(err, spool.ErrClosed) {
+					br.log.Error().Err(err).Msg("kafkabridge: reading the spool")
 				}
+				return
 			}
-			errs := prod.Send(ctx, pending)
-			if ctx.Err() != nil {
-				return // unacknowledged records stay in the spool
-			}
-			var firstErr error
-			pending, firstErr = br.settle(pending, errs)
-			if len(pending) == 0 {
-				br.setKafka(true, nil)
-				backoff = br.cfg.RetryBackoff
+			if len(ents) == 0 {
 				break
 			}
+			f := &flight{recs: br.decodeEntries(ents), next: ents[len(ents)-1].Seq + 1}
+			switch {
+			case len(f.recs) == 0:
+				f.res = newSendResult(0)
+				close(f.res.done)
+			case prod == nil:
+				if prod, err = br.newProducer(); err != nil {
+					// Settled below as a failed round: the resend loop
+					// retries with a backoff.
+					prod = nil
+					f.res = newSendResult(len(f.recs))
+					for i := range f.res.errs {
+						f.res.errs[i] = err
+					}
+					close(f.res.done)
+					break
+				}
+				fallthrough
+			default:
+				f.res = prod.Send(ctx, f.recs)
+			}
+			queue = append(queue, f)
+			if prod == nil {
+				break // the producer could not be created: settle first
+			}
+		}
+		if ctx.Err() != nil {
+			return // unacknowledged records stay in the spool
+		}
+		if len(queue) == 0 {
+			select {
+			case <-br.sp.Ready():
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		var more <-chan struct{} // room for another round: wake on new records too
+		if len(queue) < br.cfg.Pipeline && prod != nil {
+			more = br.sp.Ready()
+		}
+		head := queue[0]
+		select {
+		case <-head.res.done:
+		case <-more:
+			continue
+		case <-ctx.Done():
+			return
+		}
+		if !hasTransient(head.res.errs) {
+			br.settle(head.recs, head.res.errs) // nothing to resend without a transient error
+			br.setKafka(true, nil)
+			backoff = br.cfg.RetryBackoff
+			br.ackSpool(head.next)
+			queue[0] = nil
+			queue = queue[1:]
+			continue
+		}
+		// A failure: settle every round in flight as one, then resend.
+		var recs []*record
+		var errs []error
+		for _, f := range queue {
+			select {
+			case <-f.res.done:
+			case <-ctx.Done():
+				return
+			}
+			recs = append(recs, f.recs...)
+			errs = append(errs, f.res.errs...)
+		}
+		next := queue[len(queue)-1].next
+		clear(queue)
+		queue = queue[:0]
+		pending, firstErr := br.settle(recs, errs)
+		for len(pending) > 0 {
 			br.setKafka(false, firstErr)
 			// A fresh producer (a new idempotent producer ID) for the
 			// resend: the old one may hold half-finished state.
-			if err := prod.Close(); err != nil {
-				br.log.Debug().Err(err).Msg("kafkabridge: closing the failed producer")
+			if prod != nil {
+				if err := prod.Close(); err != nil {
+					br.log.Debug().Err(err).Msg("kafkabridge: closing the failed producer")
+				}
+				prod = nil
 			}
-			prod = nil
 			br.m.resent.Add(uint64(len(pending)))
 			if !wait() {
 				return
 			}
+			var err error
+			if prod, err = br.newProducer(); err != nil {
+				prod, firstErr = nil, err
+				continue
+			}
+			res := prod.Send(ctx, pending)
+			select {
+			case <-res.done:
+			case <-ctx.Done():
+				return
+			}
+			pending, firstErr = br.settle(pending, res.errs)
 		}
-		if err := br.sp.Ack(ents[len(ents)-1].Seq + 1); err != nil {
-			br.log.Error().Err(err).Msg("kafkabridge: saving the spool cursor")
+		br.setKafka(true, nil)
+		backoff = br.cfg.RetryBackoff
+		br.ackSpool(next)
+	}
+}
+
+// decodeEntries decodes spool entries into records; an undecodable one is
+// counted, logged and released.
+func (br *Bridge) decodeEntries(ents []spool.Entry) []*record {
+	recs := make([]*record, 0, len(ents))
+	for _, e := range ents {
+		r, err := decodeRecord(e.Data)
+		if err != nil {
+			br.m.failed.Add(1)
+			br.log.Error().Err(err).Uint64("seq", e.Seq).Msg("kafkabridge: undecodable spool record skipped")
+			br.release(e.Seq, nil)
+			continue
+		}
+		r.seq = e.Seq
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// ackSpool moves the spool cursor to next.
+func (br *Bridge) ackSpool(next uint64) {
+	if err := br.sp.Ack(next); err != nil {
+		br.log.Error().Err(err).Msg("kafkabridge: saving the spool cursor")
+	}
+}
+
+// hasTransient reports whether a record failed for a reason that sending
+// it again may cure.
+func hasTransient(errs []error) bool {
+	for _, err := range errs {
+		if err != nil && !permanent(err) {
+			return true
 		}
 	}
+	return false
 }
 
 // settle finishes the records Kafka acknowledged or refused for good and

@@ -456,6 +456,17 @@ func (s *Spool) Read(done <-chan struct{}, maxRecords, maxBytes int) ([]Entry, e
 	}
 }
 
+// Poll is Read without waiting: it returns what is readable now, possibly
+// nothing. Wait on Ready for more. Reader goroutine only.
+func (s *Spool) Poll(maxRecords, maxBytes int) ([]Entry, error) {
+	return s.readSome(maxRecords, maxBytes)
+}
+
+// Ready is signalled when records became readable (or the spool closed)
+// since the last signal; a reader that got nothing from Poll waits on it
+// and polls again. A signal may be stale: Poll may then return nothing.
+func (s *Spool) Ready() <-chan struct{} { return s.dataCh }
+
 // readSome returns what is readable now (possibly nothing).
 func (s *Spool) readSome(maxRecords, maxBytes int) ([]Entry, error) {
 	for {

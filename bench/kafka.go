@@ -1,0 +1,373 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// OrderedPrefix starts the name of an ordered parent topic: the bridge
+// keys its records by client ID, so each client's records sit in one
+// partition in the order the client sent them (DESIGN.md, Kafka contract).
+const OrderedPrefix = "orderMsg2mq-"
+
+// kafkaParent returns the parent topic (and Kafka topic) of the kafka
+// scenario: the topic prefix, with OrderedPrefix in front when the run
+// asks for an ordered topic.
+func kafkaParent(cfg *Config) string {
+	p := cfg.TopicPrefix
+	if cfg.KafkaOrdered && !strings.HasPrefix(p, OrderedPrefix) {
+		p = OrderedPrefix + p
+	}
+	return p
+}
+
+// runKafka is the kafka scenario: a fan-in of publishers on topics under a
+// parent topic the tool registers through the admin API, checked from the
+// records of that Kafka topic instead of an MQTT subscriber.
+func runKafka(ctx context.Context, r *runner) (*Result, error) {
+	parent := kafkaParent(&r.cfg)
+	if err := registerParent(ctx, &r.cfg, parent); err != nil {
+		return nil, err
+	}
+	topo := topology{pubTopics: make([]string, r.cfg.Publishers)}
+	ids := make([]string, r.cfg.Publishers)
+	for i := range topo.pubTopics {
+		topo.pubTopics[i] = parent + "/" + r.id + "/" + strconv.Itoa(i)
+		ids[i] = clientID(r.id, "p", i)
+	}
+	kr, err := newKafkaReceiver(ctx, &r.cfg, parent, topo.pubTopics, ids)
+	if err != nil {
+		return nil, err
+	}
+	topo.kafka = kr
+	res, err := runPubSub(ctx, r, topo)
+	kr.stop() // runPubSub stopped it already unless setup failed
+	if err != nil {
+		return nil, err
+	}
+	res.KafkaTopic, res.KafkaOrdered, res.KafkaPartitions = parent, kr.ordered, len(kr.parts)
+	return res, nil
+}
+
+// registerParent registers the parent topic through the broker's admin
+// API. A name registered before (200) is as good as a new one (201).
+func registerParent(ctx context.Context, cfg *Config, parent string) error {
+	body, _ := json.Marshal(map[string]string{"name": parent}) // strings only: cannot fail
+	ctx, cancel := context.WithTimeout(ctx, max(cfg.ConnectTimeout, 30*time.Second))
+	defer cancel()
+	url := "http://" + cfg.AdminAddr + "/api/v1/parent-topics"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("bench: admin API: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if cfg.AdminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("bench: registering parent topic %q: %w", parent, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("bench: registering parent topic %q: POST %s: %s: %s", parent, url, resp.Status,
+			strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// kafkaReceiver reads the run's Kafka topic from the offsets it had when
+// the run started (every partition) and checks the records as a
+// subscriber checks deliveries. One goroutine per partition decodes the
+// records; the checker state below mu is shared by them.
+//
+// Order: a normal topic spreads one client's records over the partitions,
+// so their order across partitions means nothing; a record counts as
+// reordered only when it comes after a higher sequence number of the same
+// publisher in the same partition. An ordered topic keeps every record of a
+// client in one partition, so there a record is reordered when any higher
+// sequence number of its publisher came first, and a client whose records
+// show up in two partitions is an error.
+type kafkaReceiver struct {
+	cfg     *Config
+	topic   string
+	ordered bool
+	pubs    []string // the publishers' MQTT topics
+	ids     []string // and client IDs, by publisher index
+
+	client   sarama.Client
+	consumer sarama.Consumer
+	parts    []int32
+	pcs      []sarama.PartitionConsumer
+
+	ps       *pubsubRun // set by start; its times are fixed by then
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	started  bool // start ran (written before the goroutines start)
+
+	mu struct {
+		sync.Mutex            // guards the checker state
+		streams    []Stream   // by publisher
+		top        [][]uint64 // by partition, then publisher: one past the highest seq seen there
+		home       []int32    // ordered topics: partition of each publisher (-1 none yet)
+		hist       Histogram
+
+		uniqueWin, dups, late, unexpected, malformed, deliveredWin uint64
+	}
+	errs errorList
+
+	delivered  atomic.Uint64   // every record, for progress
+	uniqueWinA atomic.Uint64   // mu.uniqueWin, for the drain
+	seen       []atomic.Uint64 // QoS 0 window: each publisher's progress (nil without a window)
+}
+
+func newKafkaReceiver(ctx context.Context, cfg *Config, topic string, pubs, ids []string) (*kafkaReceiver, error) {
+	kc := sarama.NewConfig()
+	kc.ClientID = "mqttbench"
+	kc.Version = sarama.V4_0_0_0 // Kafka 4.x dropped the older protocol versions
+	kc.Net.DialTimeout = cfg.ConnectTimeout
+	kc.Metadata.AllowAutoTopicCreation = false
+	kc.Consumer.Return.Errors = true
+	kc.Consumer.MaxWaitTime = 50 * time.Millisecond // latency: fetch answers come at least this often
+	kc.Consumer.Fetch.Default = 4 << 20
+	kc.ChannelBufferSize = 4096
+	client, err := sarama.NewClient(strings.Split(cfg.KafkaBrokers, ","), kc)
+	if err != nil {
+		return nil, fmt.Errorf("bench: connecting to Kafka %s: %w", cfg.KafkaBrokers, err)
+	}
+	kr := &kafkaReceiver{cfg: cfg, topic: topic, ordered: strings.HasPrefix(topic, OrderedPrefix), pubs: pubs,
+		ids: ids, client: client}
+	ok := false
+	defer func() {
+		if !ok {
+			kr.stop()
+		}
+	}()
+	// The bridge created the topic when the parent topic was registered;
+	// its metadata may take a moment to show.
+	deadline := time.Now().Add(cfg.ConnectTimeout)
+	for {
+		if err = client.RefreshMetadata(topic); err == nil {
+			if kr.parts, err = client.Partitions(topic); err == nil && len(kr.parts) > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("bench: Kafka topic %q has no partitions: %v", topic, err)
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return nil, ctx.Err()
+		}
+	}
+	if kr.consumer, err = sarama.NewConsumerFromClient(client); err != nil {
+		return nil, fmt.Errorf("bench: Kafka consumer: %w", err)
+	}
+	for _, p := range kr.parts {
+		off, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return nil, fmt.Errorf("bench: Kafka topic %q partition %d: newest offset: %w", topic, p, err)
+		}
+		pc, err := kr.consumer.ConsumePartition(topic, p, off)
+		if err != nil {
+			return nil, fmt.Errorf("bench: Kafka topic %q partition %d: %w", topic, p, err)
+		}
+		kr.pcs = append(kr.pcs, pc)
+	}
+	kr.mu.streams = make([]Stream, len(pubs))
+	kr.mu.top = make([][]uint64, len(kr.parts))
+	for i := range kr.mu.top {
+		kr.mu.top[i] = make([]uint64, len(pubs))
+	}
+	kr.mu.home = make([]int32, len(pubs))
+	for i := range kr.mu.home {
+		kr.mu.home[i] = -1
+	}
+	if cfg.QoS == 0 && cfg.QoS0Window > 0 {
+		kr.seen = make([]atomic.Uint64, len(pubs))
+	}
+	ok = true
+	return kr, nil
+}
+
+// start begins reading. Call it once ps's times are fixed, before any
+// publisher writes.
+func (kr *kafkaReceiver) start(ps *pubsubRun) {
+	kr.ps = ps
+	kr.started = true
+	for i, pc := range kr.pcs {
+		kr.wg.Go(func() { kr.read(i, pc) })
+	}
+}
+
+// stop ends the partition consumers, waits for their goroutines and
+// closes the Kafka clients. It may be called more than once.
+func (kr *kafkaReceiver) stop() {
+	kr.stopOnce.Do(func() {
+		for _, pc := range kr.pcs {
+			pc.AsyncClose()
+		}
+		if !kr.started { // nobody drains the channels: Close does
+			for _, pc := range kr.pcs {
+				_ = pc.Close()
+			}
+		}
+		kr.wg.Wait()
+		if kr.consumer != nil {
+			_ = kr.consumer.Close()
+		}
+		_ = kr.client.Close()
+	})
+}
+
+// read consumes one partition until its consumer is closed.
+func (kr *kafkaReceiver) read(part int, pc sarama.PartitionConsumer) {
+	msgs, errs := pc.Messages(), pc.Errors()
+	for msgs != nil || errs != nil {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				msgs = nil
+				continue
+			}
+			kr.onRecord(part, m.Value, kr.ps.clk.now())
+		case e, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			kr.errs.add(fmt.Errorf("kafka consumer: %w", e))
+		}
+	}
+}
+
+// kafkaValue is the JSON value of a bridged device message.
+type kafkaValue struct {
+	ClientID        string `json:"clientId"`
+	Topic           string `json:"topic"`
+	Payload         string `json:"payload"`
+	PayloadEncoding string `json:"payloadEncoding"`
+	TS              int64  `json:"ts"`
+}
+
+// decodeKafkaValue returns the MQTT payload and client of a record value.
+func decodeKafkaValue(value []byte) (kafkaValue, []byte, error) {
+	var v kafkaValue
+	if err := json.Unmarshal(value, &v); err != nil {
+		return v, nil, fmt.Errorf("record value: %w", err)
+	}
+	switch v.PayloadEncoding {
+	case "":
+		return v, []byte(v.Payload), nil
+	case "base64":
+		p, err := base64.StdEncoding.DecodeString(v.Payload)
+		if err != nil {
+			return v, nil, fmt.Errorf("record value: payload: %w", err)
+		}
+		return v, p, nil
+	}
+	return v, nil, fmt.Errorf("record value: payloadEncoding %q", v.PayloadEncoding)
+}
+
+// onRecord checks one record read from partition part at time now.
+func (kr *kafkaReceiver) onRecord(part int, value []byte, now int64) {
+	kr.delivered.Add(1)
+	ps := kr.ps
+	v, payload, err := decodeKafkaValue(value)
+	var h Header
+	if err == nil && len(payload) != kr.cfg.Size {
+		err = fmt.Errorf("payload of %d bytes, want %d", len(payload), kr.cfg.Size)
+	}
+	if err == nil {
+		h, _ = DecodePayload(payload)
+	}
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	if now >= ps.tStart && now < ps.tEnd {
+		kr.mu.deliveredWin++
+	}
+	if err != nil {
+		kr.mu.malformed++
+		kr.errs.add(fmt.Errorf("kafka record: %w", err))
+		return
+	}
+	pub := int(h.Pub)
+	if pub >= len(kr.pubs) || v.ClientID != kr.ids[pub] || v.Topic != kr.pubs[pub] {
+		kr.mu.unexpected++
+		return
+	}
+	verdict := kr.mu.streams[pub].Observe(h.Seq)
+	if kr.seen != nil {
+		if next := kr.mu.streams[pub].Next(); next != kr.seen[pub].Load() {
+			kr.seen[pub].Store(next)
+			select { // wake the publisher if it waits on its window
+			case ps.pubs[pub].wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	top := &kr.mu.top[part][pub]
+	reordered := h.Seq+1 < *top && verdict != Dup
+	*top = max(*top, h.Seq+1)
+	if kr.ordered {
+		reordered = verdict == Late
+		if home := kr.mu.home[pub]; home < 0 {
+			kr.mu.home[pub] = kr.parts[part]
+		} else if home != kr.parts[part] {
+			kr.errs.add(fmt.Errorf("ordered topic %s: records of client %s in partitions %d and %d",
+				kr.topic, v.ClientID, home, kr.parts[part]))
+		}
+	}
+	if h.Sent < ps.tStart || h.Sent >= ps.tEnd {
+		return // warm-up traffic
+	}
+	if verdict == Dup {
+		kr.mu.dups++
+		return
+	}
+	if reordered {
+		kr.mu.late++
+	}
+	kr.mu.uniqueWin++
+	kr.uniqueWinA.Add(1)
+	kr.mu.hist.Record(now - h.Sent)
+}
+
+// collect adds the receiver's counts to res and its latencies to hist.
+// Call it once stop has returned.
+func (kr *kafkaReceiver) collect(ps *pubsubRun, res *Result, hist *Histogram) {
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	res.Received += kr.mu.uniqueWin
+	res.Duplicated += kr.mu.dups
+	res.Reordered += kr.mu.late
+	res.Unexpected += kr.mu.unexpected
+	res.Malformed += kr.mu.malformed
+	res.Delivered += kr.mu.deliveredWin
+	hist.Merge(&kr.mu.hist)
+	for i := range kr.mu.streams {
+		p := ps.pubs[i]
+		first, last := uint64(1), uint64(0) // empty window
+		if p.hasWin {
+			first, last = p.first, p.last
+		}
+		res.Lost += kr.mu.streams[i].Missing(first, last)
+		res.Truncated = res.Truncated || kr.mu.streams[i].Truncated
+	}
+	for _, e := range kr.errs.all() {
+		ps.errs.add(errors.New(e))
+	}
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# bench-kafka.sh measures the Kafka bridge end to end on this machine:
+# Kafka (scripts/kafka.sh, KRaft, loopback), mqttd with the bridge, and
+# `mqttbench -scenario kafka` (QoS 1 fan-in on a registered parent topic,
+# every record checked in Kafka), for each -kafka.ack mode and payload
+# size. It prints the summaries on stderr and the RESULT lines on stdout.
+#
+# It starts Kafka when it is not running (and stops it again at the end;
+# a Kafka that was already running is left alone), and a fresh mqttd with
+# an empty data dir for every case. Everything listens on 127.0.0.1 and
+# every step is bounded in time.
+#
+# Environment:
+#   KAFKA_PORT   Kafka's port (default 19092)
+#   ACKS         ack modes (default "local kafka")
+#   SIZES        payload sizes in bytes (default "64 1024")
+#   QOS          QoS of the publishes (default 1)
+#   PUBLISHERS   publishers (default 8)
+#   INFLIGHT     unacknowledged messages per publisher (default 64)
+#   DURATION     measurement window (default 10s), WARMUP (default 3s),
+#                DRAIN (default 10s)
+#   ORDERED=1    an ordered parent topic (orderMsg2mq-...)
+#   MQTTD_FLAGS  extra flags for mqttd (e.g. -debug.pprof-addr 127.0.0.1:6060)
+#   BENCH_FLAGS  extra flags for mqttbench
+#   KEEP=1       keep the work directory (mqttd logs)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cd "$root"
+
+export KAFKA_PORT="${KAFKA_PORT:-19092}"
+ACKS="${ACKS:-local kafka}"
+SIZES="${SIZES:-64 1024}"
+QOS="${QOS:-1}"
+PUBLISHERS="${PUBLISHERS:-8}"
+INFLIGHT="${INFLIGHT:-64}"
+DURATION="${DURATION:-10s}"
+WARMUP="${WARMUP:-3s}"
+DRAIN="${DRAIN:-10s}"
+ORDERED="${ORDERED:-0}"
+GO="${GO:-go}"
+TOKEN="bench-kafka-token"
+
+say() { printf 'bench-kafka: %s\n' "$*" >&2; }
+die() {
+	say "$*"
+	exit 1
+}
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/bench-kafka.XXXXXX")"
+mqttd_pid=""
+started_kafka=0
+cleanup() {
+	if [ -n "$mqttd_pid" ] && kill -0 "$mqttd_pid" 2>/dev/null; then
+		kill "$mqttd_pid" 2>/dev/null || true
+		wait_gone "$mqttd_pid" 15 || kill -9 "$mqttd_pid" 2>/dev/null || true
+	fi
+	if [ "$started_kafka" = 1 ]; then
+		scripts/kafka.sh down >&2 || true
+	fi
+	if [ "${KEEP:-0}" = 1 ]; then
+		say "work directory kept: $work"
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_gone PID SECONDS: wait for a process to exit.
+wait_gone() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_port PORT SECONDS: wait until 127.0.0.1:PORT accepts connections.
+wait_port() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+			return 0
+		fi
+		if [ -n "$mqttd_pid" ] && ! kill -0 "$mqttd_pid" 2>/dev/null; then
+			return 1
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+say "building mqttd and mqttbench"
+"$GO" build -o "$work/mqttd" ./cmd/mqttd
+"$GO" build -o "$work/mqttbench" ./cmd/mqttbench
+
+if KAFKA_WAIT=5 scripts/kafka.sh status >/dev/null 2>&1; then
+	say "Kafka already runs on 127.0.0.1:$KAFKA_PORT: using it (it is left running)"
+else
+	scripts/kafka.sh up >&2
+	started_kafka=1
+fi
+
+ordered_flag=()
+if [ "$ORDERED" = 1 ]; then
+	ordered_flag=(-kafka-ordered)
+fi
+read -r -a extra_mqttd <<<"${MQTTD_FLAGS:-}"
+read -r -a extra_bench <<<"${BENCH_FLAGS:-}"
+
+n=0
+for ack in $ACKS; do
+	for size in $SIZES; do
+		n=$((n + 1))
+		mqtt_port="$("$work/mqttbench" freeport)"
+		admin_port="$("$work/mqttbench" freeport)"
+		data="$work/data-$n"
+		log="$work/mqttd-$n.log"
+		say "case $n: ack=$ack, QoS $QOS, $size-byte payload, $PUBLISHERS publishers"
+		"$work/mqttd" -mqtt.addr "127.0.0.1:$mqtt_port" -ws.addr off \
+			-admin.addr "127.0.0.1:$admin_port" -admin.token "$TOKEN" \
+			-data-dir "$data" -allow-anonymous -kafka.brokers "127.0.0.1:$KAFKA_PORT" -kafka.ack "$ack" \
+			-log.level warn "${extra_mqttd[@]}" >"$log" 2>&1 &
+		mqttd_pid=$!
+		if ! wait_port "$mqtt_port" 30 || ! wait_port "$admin_port" 30; then
+			tail -20 "$log" >&2
+			die "mqttd did not start"
+		fi
+		rc=0
+		timeout 300 "$work/mqttbench" -scenario kafka -addr "127.0.0.1:$mqtt_port" -pid "$mqttd_pid" \
+			-kafka-brokers "127.0.0.1:$KAFKA_PORT" -admin-addr "127.0.0.1:$admin_port" -admin-token "$TOKEN" \
+			-qos "$QOS" -size "$size" -publishers "$PUBLISHERS" -inflight "$INFLIGHT" \
+			-warmup "$WARMUP" -duration "$DURATION" -drain "$DRAIN" -topic-prefix "benchkafka" \
+			-label mqttd -case "kafka-ack-$ack-q$QOS-$size" -quiet "${ordered_flag[@]}" "${extra_bench[@]}" \
+			>"$work/out-$n.txt" || rc=$?
+		grep -v '^RESULT ' "$work/out-$n.txt" >&2 || true
+		grep '^RESULT ' "$work/out-$n.txt" || true
+		if [ "$rc" -ne 0 ]; then
+			say "case $n: mqttbench exited with $rc"
+			tail -20 "$log" >&2
+		fi
+		kill "$mqttd_pid" 2>/dev/null || true
+		wait_gone "$mqttd_pid" 15 || kill -9 "$mqttd_pid" 2>/dev/null || true
+		mqttd_pid=""
+	done
+done
