@@ -34,7 +34,7 @@ func TestConfigValidate(t *testing.T) {
 		field string
 		edit  func(*Config)
 	}{
-		{"scenario", func(c *Config) { c.Scenario = "kafka" }},
+		{"scenario", func(c *Config) { c.Scenario = "nosuch" }},
 		{"addr", func(c *Config) { c.Addr = "10.0.0.1:1883" }},
 		{"addr", func(c *Config) { c.Addr = "localhost" }},
 		{"version", func(c *Config) { c.Version = 3 }},
@@ -86,6 +86,13 @@ func TestParseVersion(t *testing.T) {
 }
 
 func TestScenarioTable(t *testing.T) {
-	assert.Equal(t, []string{"fanin", "fanout", "pairs", "conns"}, Scenarios())
+	assert.Equal(t, []string{"fanin", "fanout", "pairs", "conns", "kafka"}, Scenarios())
 	assert.Len(t, ScenarioHelp(), len(Scenarios()))
+}
+
+func TestKafkaScenarioNeedsBrokers(t *testing.T) {
+	c := Config{Scenario: "kafka"}
+	err := c.Validate()
+	require.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), "kafka-brokers:")
 }
