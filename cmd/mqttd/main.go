@@ -23,6 +23,7 @@ import (
 	"github.com/mqttd/mqttd/admin"
 	"github.com/mqttd/mqttd/auth"
 	"github.com/mqttd/mqttd/broker"
+	"github.com/mqttd/mqttd/internal/wiring"
 	"github.com/mqttd/mqttd/kafkabridge"
 	"github.com/mqttd/mqttd/session"
 	"github.com/mqttd/mqttd/transport"
@@ -174,7 +175,7 @@ func start(o *options, log zerolog.Logger) (*server, error) {
 	if !off(o.adminAddr) {
 		deps := admin.Deps{Metrics: s.metrics}
 		if bridge != nil {
-			deps.ParentTopics = parentTopicsAPI{bridge}
+			deps.ParentTopics = wiring.ParentTopics(bridge)
 		}
 		as, err := admin.New(admin.Config{Addr: o.adminAddr, Token: o.adminToken,
 			Log: log.With().Str("component", "admin").Logger()}, deps)

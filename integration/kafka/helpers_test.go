@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/mqttd/mqttd/admin"
 	"github.com/mqttd/mqttd/broker"
 	"github.com/mqttd/mqttd/internal/brokertest"
+	"github.com/mqttd/mqttd/internal/wiring"
 	"github.com/mqttd/mqttd/kafkabridge"
 	"github.com/mqttd/mqttd/session"
 )
@@ -76,48 +76,11 @@ func setup(t testing.TB, mod func(*kafkabridge.Config)) *env {
 	br.SetBroker(srv.Broker)
 	require.NoError(t, br.Start(t.Context()))
 
-	as, err := admin.New(admin.Config{Addr: "127.0.0.1:0", Token: "test-token"}, admin.Deps{ParentTopics: parentTopicsAPI{br}})
+	as, err := admin.New(admin.Config{Addr: "127.0.0.1:0", Token: "test-token"}, admin.Deps{ParentTopics: wiring.ParentTopics(br)})
 	require.NoError(t, err)
 	require.NoError(t, as.Start())
 	t.Cleanup(func() { as.Close() })
 	return &env{br: br, srv: srv, adminURL: "http://" + as.Addr(), mqttURL: "tcp://" + srv.TCP, kv: kv, group: cfg.ConsumerGroup}
-}
-
-// parentTopicsAPI adapts the bridge's registry to admin.ParentTopics, as
-// cmd/mqttd does (kafkabridge/WIRING.md).
-type parentTopicsAPI struct{ br *kafkabridge.Bridge }
-
-func (a parentTopicsAPI) Register(name, typ string) error {
-	_, err := a.br.Register(name, kafkabridge.TopicType(typ))
-	return adminError(err)
-}
-
-func (a parentTopicsAPI) Delete(name string) error { return adminError(a.br.Delete(name)) }
-
-func (a parentTopicsAPI) List() []admin.ParentTopic {
-	var out []admin.ParentTopic
-	for _, pt := range a.br.List() {
-		out = append(out, admin.ParentTopic{Name: pt.Name, Type: string(pt.Type), Created: pt.Created})
-	}
-	return out
-}
-
-func adminError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, kafkabridge.ErrTopicName):
-		return &admin.FieldError{Field: "name", Msg: err.Error()}
-	case errors.Is(err, kafkabridge.ErrTopicType):
-		return &admin.FieldError{Field: "type", Msg: err.Error()}
-	case errors.Is(err, kafkabridge.ErrTopicExists):
-		return fmt.Errorf("%w: %w", admin.ErrConflict, err)
-	case errors.Is(err, kafkabridge.ErrTopicNotFound):
-		return fmt.Errorf("%w: %w", admin.ErrNotFound, err)
-	case errors.Is(err, kafkabridge.ErrKafkaUnavailable):
-		return fmt.Errorf("%w: %w", admin.ErrUnavailable, err)
-	}
-	return err
 }
 
 // registerTopic registers a parent topic through the admin API.
