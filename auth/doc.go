@@ -3,6 +3,14 @@
 // cmd/mqttd manage users through its methods (AddUser, SetGrants, LoadFile,
 // ...).
 //
+// Design note (a boundary DESIGN.md draws differently): DESIGN puts
+// "auth/ACL" in package broker. The broker keeps the checks (where, when,
+// which reason code) behind its Authenticator interface; the user database
+// lives here because it is persisted through session.KV, managed by the
+// admin API and cmd, and replaceable (LDAP, an HTTP hook) without touching
+// the protocol engine. Imports: auth → broker (for Access and
+// ErrBadCredentials) and session (KV); broker never imports auth.
+//
 // # Users and passwords
 //
 // A user has a name (1 to 64 characters of [0-9A-Za-z_.@-]), a bcrypt hash
