@@ -336,24 +336,3 @@ func (t *trie) collect(n *node, m *matcher) {
 		m.groups = append(m.groups, g)
 	}
 }
-
-// subscribers returns the client IDs subscribed to exactly filter (tests
-// and the admin API).
-func (t *trie) subscribers(filter string) []string {
-	var lb [maxLevels]string
-	levels := splitLevels(filter, lb[:])
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	n := &t.root
-	for _, l := range levels {
-		n = n.children[l]
-		if n == nil {
-			return nil
-		}
-	}
-	out := make([]string, 0, len(n.subs))
-	for _, e := range n.subs {
-		out = append(out, e.s.ClientID)
-	}
-	return out
-}
