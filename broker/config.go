@@ -60,9 +60,10 @@ type Config struct {
 	// Default 10.
 	SessionMaxQueued int
 
-	// MaxPending bounds the QoS>0 messages an online session holds beyond
-	// its in-flight window (waiting for the client to acknowledge); the
-	// oldest is dropped (and counted) past it. Default 1000.
+	// MaxPending is how many QoS>0 messages an online session holds beyond
+	// its in-flight window before it pushes back: past it the message is
+	// still queued, and the publisher's PUBACK/PUBREC waits until the queue
+	// has room again (backpressure, never loss). Default 1000.
 	MaxPending int
 
 	// MaxKeepAlive caps the keepalive a client may ask for, in seconds; a
@@ -71,7 +72,8 @@ type Config struct {
 	MaxKeepAlive uint16
 
 	// ReceiveMaximum is how many inbound QoS 1/2 publishes a client may
-	// have unacknowledged; one more is DISCONNECT 0x93 (MQTT 5). Default
+	// have unacknowledged (QoS 2 not yet released, QoS 1 whose PUBACK the
+	// broker still holds); one more is DISCONNECT 0x93 (MQTT 5). Default
 	// 65535 (not sent in CONNACK).
 	ReceiveMaximum uint16
 

@@ -19,7 +19,9 @@
 // # Concurrency
 //
 //   - Each connection's protocol state is owned by its transport callbacks
-//     (serialized per connection) and takes no lock.
+//     (serialized per connection) under conn.inMu, which is uncontended
+//     except when an auth worker completes a CONNECT whose password it
+//     checked off the loop.
 //   - session.Session.Mu guards a session: its subscriptions, queue,
 //     in-flight window, and which connection has it (Owner). Deliveries
 //     from any event loop take it briefly.
@@ -32,15 +34,21 @@
 //   - idMu stripes serialize CONNECT/disconnect per client ID, so takeover
 //     and session end never race.
 //
-// Lock order: idMu stripe → session.Mu → conn.outMu. The trie and
-// retained locks are leaves. No lock is held across a transport call or a
-// hook.
+// Lock order: conn.inMu → (store Atomic, a read lock) → idMu stripe →
+// session.Mu → conn.outMu → conn.relMu. The trie and retained locks are
+// leaves. No broker lock is held across a transport call or a hook; with a
+// durable store, the store's Atomic read lock is held while one PUBLISH is
+// routed, which includes non-blocking AsyncWritev calls (the committer
+// only waits for it to take the next batch).
 //
 // # Bounds
 //
 // Outbound bytes per connection (OutboundLimit: QoS 0 past it is dropped
 // and counted, QoS 1/2 wait in the session), the in-flight window
 // (min(client Receive Maximum, MaxInflight)), the online pending queue
-// (MaxPending) and the offline queue (SessionMaxQueued), each dropping its
-// oldest message and counting it.
+// (MaxPending: past it the publishers' acknowledgements are held, so they
+// slow down instead of the broker dropping what it acknowledged; the
+// publishers' own un-acknowledged publishes are bounded by ReceiveMaximum)
+// and the offline queue (SessionMaxQueued, dropping its oldest message and
+// counting it).
 package broker

@@ -27,6 +27,8 @@ type Authenticator interface {
 
 	// Allow reports whether user may publish to topic (AccessPublish) or
 	// subscribe to filter (AccessSubscribe). user is "" for anonymous.
+	// A publish topic may alias the connection's read buffer: it is valid
+	// only during the call and must not be kept.
 	Allow(user, topicOrFilter string, access Access) bool
 }
 

@@ -133,7 +133,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.sessMaxQueued, "session.max-queued", 10, "QoS>0 messages queued per offline session (oldest dropped past it)")
 	fs.IntVar(&o.maxPending, "session.max-pending", 1000, "QoS>0 messages held per online session beyond its in-flight window")
 	fs.UintVar(&o.maxKeepAlive, "max-keepalive", 0, "largest keepalive a client may use, seconds (MQTT 5 Server Keep Alive); 0: no cap")
-	fs.UintVar(&o.receiveMax, "receive-maximum", 65535, "inbound QoS 2 publishes a client may leave unreleased (MQTT 5 Receive Maximum)")
+	fs.UintVar(&o.receiveMax, "receive-maximum", 65535, "inbound QoS 1/2 publishes a client may have unacknowledged (MQTT 5 Receive Maximum)")
 	fs.UintVar(&o.maxInflight, "max-inflight", 1000, "outbound QoS 1/2 messages in flight per client")
 	fs.UintVar(&o.topicAliasMax, "topic-alias-maximum", 65535, "topic aliases per client, each way (MQTT 5)")
 	fs.BoolVar(&o.noTopicAlias, "no-topic-alias", false, "disable MQTT 5 topic aliases")
