@@ -180,9 +180,23 @@ type scratch struct {
 	unsub   codec.Unsubscribe
 	ack     codec.Ack
 	reasons []codec.ReasonCode
+
+	// The routing of one inbound QoS 1/2 PUBLISH, and publishWrites bound
+	// to its arguments for Store.Atomic: no allocation per message.
+	rt      routing
+	pc      *conn
+	pm      *session.Message
+	prt     *routing
+	writeFn func()
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+var scratchPool = sync.Pool{New: func() any {
+	sc := new(scratch)
+	sc.writeFn = sc.publishWrites
+	return sc
+}}
+
+func (sc *scratch) publishWrites() { sc.pc.publishWrites(&sc.pub, sc.pm, sc.prt) }
 
 func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 
@@ -190,6 +204,9 @@ func putScratch(sc *scratch) {
 	clear(sc.pub.Props.User)
 	clear(sc.sub.Subs)
 	clear(sc.unsub.Filters)
+	clear(sc.rt.items)
+	sc.rt = routing{items: sc.rt.items[:0]}
+	sc.pc, sc.pm, sc.prt = nil, nil, nil
 	scratchPool.Put(sc)
 }
 
@@ -209,24 +226,30 @@ func (pa *pendingAck) append(b []byte, v codec.Version) []byte {
 	return pa.ack.Append(b, v)
 }
 
-// queuePubAck queues a PUBACK, PUBREC, PUBREL or PUBCOMP, like queueAck,
-// without building a closure on the fast path.
-func (c *conn) queuePubAck(wait bool, kind codec.Type, id uint16, r codec.ReasonCode) *pendingAck {
+// queuePubAck queues a PUBACK, PUBREC, PUBREL or PUBCOMP that is ready to
+// go, behind any acknowledgement still waiting, without building a
+// closure on the fast path.
+func (c *conn) queuePubAck(kind codec.Type, id uint16, r codec.ReasonCode) {
 	a := codec.Ack{Kind: kind, PacketID: id, Reason: r}
 	c.outMu.Lock()
-	if !wait && len(c.outMu.acks) == 0 {
+	if len(c.outMu.acks) == 0 {
 		if !c.outMu.dead && !c.outMu.closing {
 			n := len(c.outMu.out)
 			c.outMu.out = a.Append(c.outMu.out, c.version)
 			c.b.st.bytesOut.Add(uint64(len(c.outMu.out) - n))
 		}
 		c.outMu.Unlock()
-		return nil
+		return
 	}
-	pa := &pendingAck{ack: a, ready: !wait}
+	c.outMu.acks = append(c.outMu.acks, &pendingAck{ack: a, ready: true})
+	c.outMu.Unlock()
+}
+
+// queueWaiting queues pa, an acknowledgement that waits for ackReady.
+func (c *conn) queueWaiting(pa *pendingAck) {
+	c.outMu.Lock()
 	c.outMu.acks = append(c.outMu.acks, pa)
 	c.outMu.Unlock()
-	return pa
 }
 
 // queueAck queues an acknowledgement. wait reports whether it must wait for

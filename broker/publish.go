@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,7 @@ func (c *conn) pubRefuse(p *codec.Publish, r codec.ReasonCode) error {
 // writeAck queues an acknowledgement that needs no durable step (behind
 // any that wait for one).
 func (c *conn) writeAck(kind codec.Type, id uint16, r codec.ReasonCode) {
-	c.queuePubAck(false, kind, id, r)
+	c.queuePubAck(kind, id, r)
 }
 
 // waitAck queues an acknowledgement that goes out when the store has
@@ -62,11 +63,13 @@ func (c *conn) waitAck(kind codec.Type, id uint16, r codec.ReasonCode, rt *routi
 	}
 	if durable {
 		w.n.Add(1)
+		// rt may be a connection's scratch, reused once this returns.
+		held := &routing{items: slices.Clone(rt.items)}
 		b.store.Commit(func(err error) {
 			// On failure the routed messages still go out (the store is
 			// broken, not the delivery), but the publisher gets no
 			// acknowledgement: it will resend.
-			b.release(rt)
+			b.release(held)
 			if err != nil {
 				b.log.Error().Err(err).Str("client_id", c.clientID).Msg("store commit failed")
 			}
@@ -86,7 +89,12 @@ func (c *conn) waitAck(kind codec.Type, id uint16, r codec.ReasonCode, rt *routi
 
 // newAckWait queues a waiting acknowledgement, holding one reference.
 func (c *conn) newAckWait(kind codec.Type, id uint16, r codec.ReasonCode) *ackWait {
-	w := &ackWait{c: c, pa: c.queuePubAck(true, kind, id, r)}
+	// One allocation holds the count, the queued acknowledgement and the
+	// bound done: a held PUBACK is on the hot path under backpressure.
+	w := &ackWait{c: c}
+	w.pa.ack = codec.Ack{Kind: kind, PacketID: id, Reason: r}
+	w.doneFn = w.done
+	c.queueWaiting(&w.pa)
 	w.n.Store(1)
 	return w
 }
@@ -112,8 +120,9 @@ func (c *conn) wroteIf(changed bool) *routing {
 // acknowledgement goes out (or, with final set, final is called).
 type ackWait struct {
 	c      *conn
-	pa     *pendingAck
+	pa     pendingAck  // queued on c; unused with final
 	final  func(error) // instead of c and pa: Publish's done
+	doneFn func(error) // w.done, bound once
 	n      atomic.Int32
 	failed atomic.Bool
 }
@@ -137,7 +146,7 @@ func (w *ackWait) done(err error) {
 		w.c.closeWith(codec.ImplementationSpecificError, "message not stored")
 		return
 	}
-	w.c.ackReady(w.pa)
+	w.c.ackReady(&w.pa)
 }
 
 // routing is the context of routing one QoS 1/2 message.
@@ -173,7 +182,7 @@ func (rt *routing) hold() func(error) {
 		rt.w = rt.c.newAckWait(rt.kind, rt.id, codec.Success)
 	}
 	rt.w.n.Add(1)
-	return rt.w.done
+	return rt.w.doneFn
 }
 
 type durableItem struct {
@@ -273,7 +282,8 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 	b.st.messagesIn.Add(1)
 	var rt *routing
 	if p.QoS > codec.QoS0 {
-		rt = &routing{c: c, kind: codec.PUBACK, id: p.PacketID}
+		rt = &sc.rt
+		rt.c, rt.kind, rt.id = c, codec.PUBACK, p.PacketID
 		if p.QoS == codec.QoS2 {
 			rt.kind = codec.PUBREC
 		}
@@ -283,7 +293,8 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 		// its deliveries) lands in one group commit: a crash must never
 		// keep the id without the deliveries, or the resent PUBLISH would
 		// be taken for a duplicate and its message lost.
-		b.store.Atomic(func() { c.publishWrites(p, m, rt) })
+		sc.pc, sc.pm, sc.prt = c, m, rt
+		b.store.Atomic(sc.writeFn)
 	} else {
 		c.publishWrites(p, m, rt)
 	}
@@ -612,8 +623,11 @@ func (c *conn) writePublishLocked(f *session.Inflight, dup bool, now time.Time) 
 			// the message is discarded as if delivered.
 			c.b.st.droppedTooBig.Add(1)
 			if f.PacketID != 0 {
-				c.sess.Remove(f.PacketID)
-				c.b.store.DeleteOut(c.sess, f)
+				// The session's own record, not f: a QoS 0 delivery's f
+				// lives on the caller's stack.
+				if g, ok := c.sess.Remove(f.PacketID); ok {
+					c.b.store.DeleteOut(c.sess, g)
+				}
 			}
 			return true
 		}
@@ -679,6 +693,7 @@ func (b *Broker) Publish(m *Message, opts PublishOptions, done func(error)) erro
 	// done waits for the store and for room in every online subscriber's
 	// queue (backpressure on the command consumer).
 	w := &ackWait{final: done}
+	w.doneFn = w.done
 	w.n.Store(1)
 	rt := &routing{w: w}
 	b.store.Atomic(func() {
