@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -407,14 +408,14 @@ func (b *Broker) restore() error {
 	}
 	subs := 0
 	for _, s := range snap.Sessions {
-		for _, sub := range s.Subs {
+		for _, sub := range slices.Clone(s.Subscriptions()) {
 			pf, ok := b.parseFilter(sub.Filter)
 			if !ok {
 				b.log.Warn().Str("client_id", s.ClientID).Str("topic", sub.Filter).Msg("dropping a stored subscription the naming rules refuse")
-				delete(s.Subs, sub.Filter)
+				s.DeleteSub(sub.Filter)
 				continue
 			}
-			b.subs.add(s, pf.group, pf.filter, *sub)
+			b.subs.add(s, pf.group, pf.filter, sub)
 			subs++
 		}
 	}
@@ -456,11 +457,7 @@ func (b *Broker) endSession(s *session.Session) {
 		mu.Unlock()
 		return
 	}
-	subs := make([]session.Subscription, 0, len(s.Subs))
-	for _, sub := range s.Subs {
-		subs = append(subs, *sub)
-	}
-	clear(s.Subs)
+	subs := s.TakeSubs()
 	s.Mu.Unlock()
 	b.store.Delete(s.ClientID, s)
 	mu.Unlock()

@@ -232,10 +232,7 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 			s.PendingWill = nil
 			endedWaiters = s.Waiters
 			s.Waiters = nil
-			for _, sub := range s.Subs {
-				endedSubs = append(endedSubs, *sub)
-			}
-			clear(s.Subs)
+			endedSubs = append(endedSubs, s.TakeSubs()...)
 			s.Mu.Unlock()
 			b.store.Delete(clientID, s)
 			ended = s
@@ -411,10 +408,7 @@ func (c *conn) disconnected(err error) {
 		s.DisconnectedAt = now
 		if s.Expiry == 0 {
 			endNow = true
-			for _, sub := range s.Subs {
-				subs = append(subs, *sub)
-			}
-			clear(s.Subs)
+			subs = append(subs, s.TakeSubs()...)
 		} else {
 			for _, f := range s.TrimQueue(b.cfg.SessionMaxQueued) {
 				b.store.DeleteOut(s, f)

@@ -69,9 +69,7 @@ func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 			sub.NoLocal, sub.RetainAsPublished, sub.RetainHandling = false, false, 0
 		}
 		s.Mu.Lock()
-		_, had := s.Subs[raw]
-		cp := sub
-		s.SetSub(&cp)
+		had := s.SetSub(sub)
 		b.store.SaveSession(s)
 		s.Mu.Unlock()
 		b.subs.add(s, pf.group, pf.filter, sub)
@@ -146,8 +144,7 @@ func (c *conn) onUnsubscribe(h codec.Header, body []byte) error {
 			continue
 		}
 		s.Mu.Lock()
-		_, had := s.Subs[raw]
-		delete(s.Subs, raw)
+		had := s.DeleteSub(raw)
 		if had {
 			b.store.SaveSession(s)
 		}

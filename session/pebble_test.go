@@ -139,7 +139,7 @@ func TestPebbleReopenLoadsEverything(t *testing.T) {
 	assert.Equal(t, full.Group, got.Group)
 	assert.Equal(t, full.Expiry, got.Expiry)
 	assert.Equal(t, full.DisconnectedAt, got.DisconnectedAt)
-	assert.Equal(t, full.Subs, got.Subs)
+	assert.Equal(t, full.Subscriptions(), got.Subscriptions())
 	assert.Equal(t, full.PendingWill, got.PendingWill)
 	assert.Equal(t, full.WillAt, got.WillAt)
 	assert.Equal(t, map[uint16]struct{}{1: {}, 65535: {}}, got.Received)
@@ -157,7 +157,7 @@ func TestPebbleReopenLoadsEverything(t *testing.T) {
 	gotBare := sessionByID(snap, "bare")
 	require.NotNil(t, gotBare)
 	assert.Equal(t, time.Hour, gotBare.Expiry)
-	assert.Empty(t, gotBare.Subs)
+	assert.Empty(t, gotBare.Subscriptions())
 	assert.Nil(t, gotBare.PendingWill)
 	assert.Equal(t, map[uint16]struct{}{300: {}}, gotBare.Received)
 	require.Len(t, gotBare.Out(), 1)
@@ -194,7 +194,7 @@ func TestPebbleOverwriteAndDelete(t *testing.T) {
 	p.DeleteReceived(s.ClientID, 10)
 	p.DeleteWill("w")
 	p.DeleteRetained(ret.Topic)
-	delete(s.Subs, "plain")
+	s.DeleteSub("plain")
 	s.PendingWill, s.WillAt = nil, time.Time{}
 	p.SaveSession(s)
 	commit(t, p)
@@ -203,7 +203,7 @@ func TestPebbleOverwriteAndDelete(t *testing.T) {
 	snap := load(t, p)
 	got := sessionByID(snap, s.ClientID)
 	require.NotNil(t, got)
-	assert.Equal(t, s.Subs, got.Subs)
+	assert.Equal(t, s.Subscriptions(), got.Subscriptions())
 	assert.Nil(t, got.PendingWill)
 	require.Len(t, got.Out(), 1)
 	assert.Equal(t, PhaseReleased, got.Out()[0].Phase)
@@ -223,7 +223,7 @@ func TestPebbleDeleteSessionPrefix(t *testing.T) {
 			for _, id := range ids {
 				s := New(id, "")
 				s.Expiry = time.Hour
-				s.SetSub(&Subscription{Filter: "t/" + id, QoS: 1})
+				s.SetSub(Subscription{Filter: "t/" + id, QoS: 1})
 				p.SaveSession(s)
 				p.SaveOut(id, outMsg(1, 1, id+"-1", codec.QoS1, PhasePublished))
 				p.SaveOut(id, outMsg(2, 1<<40, id+"-2", codec.QoS2, PhaseReleased))
@@ -248,7 +248,8 @@ func TestPebbleDeleteSessionPrefix(t *testing.T) {
 				assert.True(t, hasWill, "will of %q kept", id)
 				assert.Len(t, s.Out(), 2, "outbound of %q", id)
 				assert.Len(t, s.Received, 1, "received of %q", id)
-				assert.Contains(t, s.Subs, "t/"+id)
+				_, ok := s.Sub("t/" + id)
+				assert.True(t, ok, "subscription of %q kept", id)
 			}
 			for _, k := range rawKeys(t, p) {
 				rest := k[2:]
@@ -270,7 +271,7 @@ func TestPebbleDeleteThenRecreate(t *testing.T) {
 	p := openPebble(t, dir)
 	old := New("c", "")
 	old.Expiry = time.Hour
-	old.SetSub(&Subscription{Filter: "old"})
+	old.SetSub(Subscription{Filter: "old"})
 	p.SaveSession(old)
 	p.SaveOut("c", outMsg(1, 1, "old-1", codec.QoS1, PhasePublished))
 	p.SaveOut("c", outMsg(2, 2, "old-2", codec.QoS1, PhasePublished))
@@ -280,7 +281,7 @@ func TestPebbleDeleteThenRecreate(t *testing.T) {
 	p.DeleteSession("c")
 	fresh := New("c", "")
 	fresh.Expiry = time.Minute
-	fresh.SetSub(&Subscription{Filter: "new", QoS: 2})
+	fresh.SetSub(Subscription{Filter: "new", QoS: 2})
 	p.SaveSession(fresh)
 	p.SaveOut("c", outMsg(1, 1, "new-1", codec.QoS2, PhasePublished))
 	commit(t, p)
@@ -289,7 +290,7 @@ func TestPebbleDeleteThenRecreate(t *testing.T) {
 	got := sessionByID(load(t, p), "c")
 	require.NotNil(t, got)
 	assert.Equal(t, time.Minute, got.Expiry)
-	assert.Equal(t, fresh.Subs, got.Subs)
+	assert.Equal(t, fresh.Subscriptions(), got.Subscriptions())
 	assert.Empty(t, got.Received)
 	require.Len(t, got.Out(), 1)
 	assert.Equal(t, "new-1", string(got.Out()[0].Msg.Payload))

@@ -217,14 +217,14 @@ func decodeOut(b []byte) (*Inflight, error) {
 
 // encodeSession encodes a session's meta record.
 func encodeSession(s *Session) []byte {
-	e := enc{b: make([]byte, 0, 64+32*len(s.Subs))}
+	e := enc{b: make([]byte, 0, 64+32*len(s.subs))}
 	e.u8(recordV1)
 	e.str(s.ClientID)
 	e.str(s.Group)
 	e.i64(int64(s.Expiry))
 	e.time(s.DisconnectedAt)
-	e.uv(uint64(len(s.Subs)))
-	for _, sub := range s.Subs {
+	e.uv(uint64(len(s.subs)))
+	for _, sub := range s.subs {
 		e.str(sub.Filter)
 		e.u8(byte(sub.QoS))
 		e.flag(sub.NoLocal)
@@ -255,7 +255,7 @@ func decodeSession(b []byte) (*Session, error) {
 		d.fail("subscription count")
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		sub := &Subscription{Filter: d.str(), QoS: codec.QoS(d.u8()), NoLocal: d.flag(),
+		sub := Subscription{Filter: d.str(), QoS: codec.QoS(d.u8()), NoLocal: d.flag(),
 			RetainAsPublished: d.flag(), RetainHandling: d.u8(), ID: uint32(d.uv())}
 		if sub.QoS > codec.QoS2 || sub.RetainHandling > 2 {
 			d.fail("subscription options")

@@ -52,10 +52,10 @@ func fullSession() *Session {
 	s := New("grp@@@dev-42", "grp")
 	s.Expiry = 90 * time.Minute
 	s.DisconnectedAt = tGone
-	s.SetSub(&Subscription{Filter: "dev/+/cmd", QoS: codec.QoS2, NoLocal: true,
+	s.SetSub(Subscription{Filter: "dev/+/cmd", QoS: codec.QoS2, NoLocal: true,
 		RetainAsPublished: true, RetainHandling: 2, ID: 268_435_455})
-	s.SetSub(&Subscription{Filter: "$share/g/dev/#", QoS: codec.QoS1, RetainHandling: 1})
-	s.SetSub(&Subscription{Filter: "plain"})
+	s.SetSub(Subscription{Filter: "$share/g/dev/#", QoS: codec.QoS1, RetainHandling: 1})
+	s.SetSub(Subscription{Filter: "plain"})
 	s.PendingWill = &Will{Msg: fullMessage(), Delay: 30 * time.Second}
 	s.WillAt = tWillAt
 	return s
@@ -229,9 +229,9 @@ func TestRecordInvalidFields(t *testing.T) {
 		{"outbound qos 3", out(func(f *Inflight) { f.QoS = 3 }), decodeOutErr},
 		{"outbound phase 2", out(func(f *Inflight) { f.Phase = 2 }), decodeOutErr},
 		{"outbound message qos 3", out(func(f *Inflight) { f.Msg.QoS = 3 }), decodeOutErr},
-		{"subscription qos 3", sess(func(s *Session) { s.SetSub(&Subscription{Filter: "a", QoS: 3}) }), decodeSessionErr},
+		{"subscription qos 3", sess(func(s *Session) { s.SetSub(Subscription{Filter: "a", QoS: 3}) }), decodeSessionErr},
 		{"subscription retain handling 3", sess(func(s *Session) {
-			s.SetSub(&Subscription{Filter: "a", RetainHandling: 3})
+			s.SetSub(Subscription{Filter: "a", RetainHandling: 3})
 		}), decodeSessionErr},
 		{"retained qos 3", encodeRetained(&Message{Topic: "t", Payload: []byte("p"), QoS: 3}), decodeRetainedErr},
 		{"will qos 3", encodeWill(&Will{Msg: &Message{Topic: "t", QoS: 3}}), decodeWillErr},

@@ -81,7 +81,12 @@ type Session struct {
 	// connected or before the first).
 	DisconnectedAt time.Time
 
-	Subs map[string]*Subscription // by filter; nil until the first (use SetSub)
+	// subs are the subscriptions, in the order made (most sessions have
+	// one or a few: a slice costs a fraction of a map); subIdx indexes
+	// them by filter once there are many. Use Sub, SetSub, DeleteSub,
+	// Subscriptions and TakeSubs.
+	subs   []Subscription
+	subIdx map[string]int
 
 	// Stored is set once the store holds records of this session, so that
 	// ending a session that never had any writes nothing.
@@ -122,12 +127,84 @@ func New(clientID, group string) *Session {
 	}
 }
 
-// SetSub adds or replaces a subscription (Subs is nil until the first).
-func (s *Session) SetSub(sub *Subscription) {
-	if s.Subs == nil {
-		s.Subs = make(map[string]*Subscription)
+// subsIndexed is the subscription count from which a session keeps an
+// index by filter: below it a scan is cheaper and costs no memory.
+const subsIndexed = 16
+
+func (s *Session) findSub(filter string) int {
+	if s.subIdx != nil {
+		if i, ok := s.subIdx[filter]; ok {
+			return i
+		}
+		return -1
 	}
-	s.Subs[sub.Filter] = sub
+	for i := range s.subs {
+		if s.subs[i].Filter == filter {
+			return i
+		}
+	}
+	return -1
+}
+
+// Sub returns the subscription on filter.
+func (s *Session) Sub(filter string) (Subscription, bool) {
+	if i := s.findSub(filter); i >= 0 {
+		return s.subs[i], true
+	}
+	return Subscription{}, false
+}
+
+// SetSub adds or replaces the subscription on sub.Filter; had reports
+// whether one was replaced.
+func (s *Session) SetSub(sub Subscription) (had bool) {
+	if i := s.findSub(sub.Filter); i >= 0 {
+		s.subs[i] = sub
+		return true
+	}
+	s.subs = append(s.subs, sub)
+	if s.subIdx != nil {
+		s.subIdx[sub.Filter] = len(s.subs) - 1
+	} else if len(s.subs) > subsIndexed {
+		s.subIdx = make(map[string]int, len(s.subs))
+		for i := range s.subs {
+			s.subIdx[s.subs[i].Filter] = i
+		}
+	}
+	return false
+}
+
+// DeleteSub removes the subscription on filter; it reports whether there
+// was one. The last subscription takes the removed one's place.
+func (s *Session) DeleteSub(filter string) bool {
+	i := s.findSub(filter)
+	if i < 0 {
+		return false
+	}
+	last := len(s.subs) - 1
+	if s.subIdx != nil {
+		delete(s.subIdx, filter)
+		if i != last {
+			s.subIdx[s.subs[last].Filter] = i
+		}
+	}
+	s.subs[i] = s.subs[last]
+	s.subs[last] = Subscription{}
+	s.subs = s.subs[:last]
+	if len(s.subs) == 0 {
+		s.subs, s.subIdx = nil, nil
+	}
+	return true
+}
+
+// Subscriptions returns the subscriptions; the caller holds Mu and must
+// not keep or change the slice.
+func (s *Session) Subscriptions() []Subscription { return s.subs }
+
+// TakeSubs removes every subscription and returns them.
+func (s *Session) TakeSubs() []Subscription {
+	subs := s.subs
+	s.subs, s.subIdx = nil, nil
+	return subs
 }
 
 // MarkReceived records an inbound QoS 2 packet id.
