@@ -290,8 +290,6 @@ func (l *tcpListener) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 			c.local = a
 		}
 	}
-	c.refresh = gnet.RunnableFunc(c.refreshOnLoop)
-	c.flushCB = c.flush
 	gc.SetContext(c)
 
 	if l.cfg.KeepAlive > 0 {
@@ -402,13 +400,11 @@ func (l *tcpListener) OnClose(gc gnet.Conn, err error) gnet.Action {
 type tcpConn struct {
 	ctxHolder
 
-	l       *tcpListener
-	gc      gnet.Conn      // its loop-only methods are called on the loop only
-	loop    gnet.EventLoop // goroutine-safe
-	remote  net.Addr
-	local   net.Addr
-	refresh gnet.Runnable
-	flushCB gnet.AsyncCallback
+	l      *tcpListener
+	gc     gnet.Conn      // its loop-only methods are called on the loop only
+	loop   gnet.EventLoop // goroutine-safe
+	remote net.Addr
+	local  net.Addr
 
 	queued   atomic.Int64 // accepted by AsyncWritev, not yet written by the loop
 	buffered atomic.Int64 // gnet's outbound buffer when last looked at
@@ -426,7 +422,6 @@ type tcpConn struct {
 	mu struct {
 		sync.Mutex
 		queue          []tcpWrite // accepted, not yet taken by a flush
-		spare          []tcpWrite // the previous queue, for reuse
 		flushQueued    bool       // a flush task is queued to the loop
 		closed         bool       // OnClose ran
 		closeRequested bool       // Close was called
@@ -466,20 +461,29 @@ func (c *tcpConn) queueFlush() error {
 	}
 	// An empty gnet write is a way to run flushCB on the loop as a
 	// high-priority task: gnet issues no syscall for it.
-	if err := c.gc.AsyncWritev(nil, c.flushCB); err != nil {
+	if err := c.gc.AsyncWritev(nil, flushTask); err != nil {
 		return fmt.Errorf("transport: queue write: %w", err)
 	}
 	c.mu.flushQueued = true
 	return nil
 }
 
+// flushTask is the gnet callback that runs a connection's flush. A
+// connection gnet has released has no context; OnClose took its queue.
+func flushTask(gc gnet.Conn, err error) error {
+	if c, _ := gc.Context().(*tcpConn); c != nil {
+		return c.flush(err)
+	}
+	return nil
+}
+
 // flush runs on the loop: it writes everything queued and performs a
 // requested close.
-func (c *tcpConn) flush(_ gnet.Conn, err error) error {
+func (c *tcpConn) flush(err error) error {
 	c.mu.Lock()
 	c.mu.flushQueued = false
 	batch := c.mu.queue
-	c.mu.queue, c.mu.spare = c.mu.spare[:0], nil
+	c.mu.queue = nil
 	closeNow := c.mu.closeRequested && !c.mu.closed
 	c.mu.Unlock()
 	if err != nil {
@@ -488,14 +492,21 @@ func (c *tcpConn) flush(_ gnet.Conn, err error) error {
 	}
 
 	if len(batch) > 0 {
-		c.iov = c.iov[:0]
-		for _, w := range batch {
-			c.iov = append(c.iov, w.bufs...)
+		// One write (the broker has at most one under way per
+		// connection) is written as it is; several are gathered into
+		// one vector.
+		iov := batch[0].bufs
+		if len(batch) > 1 {
+			c.iov = c.iov[:0]
+			for _, w := range batch {
+				c.iov = append(c.iov, w.bufs...)
+			}
+			iov = c.iov
 		}
 		// On a write error gnet closes the connection (OnClose runs
 		// inside Writev); these writes are reported failed here.
 		var werr error
-		for iov := c.iov; len(iov) > 0 && werr == nil; {
+		for len(iov) > 0 && werr == nil {
 			// writev takes at most IOV_MAX vectors; once the socket
 			// refuses bytes, gnet appends the rest to its buffer in order.
 			k := min(len(iov), iovMax)
@@ -520,11 +531,13 @@ func (c *tcpConn) flush(_ gnet.Conn, err error) error {
 		}
 	}
 
-	c.mu.Lock()
-	if c.mu.spare == nil {
-		c.mu.spare = batch[:0]
+	if batch != nil {
+		c.mu.Lock()
+		if c.mu.queue == nil {
+			c.mu.queue = batch[:0] // reused: no allocation per flush
+		}
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 
 	if closeNow {
 		// Runs OnClose on this loop before returning; gnet sends what its
@@ -568,19 +581,21 @@ func (c *tcpConn) noteBuffered() {
 	}
 }
 
-// scheduleRefresh queues refreshOnLoop unless one is queued already.
+// scheduleRefresh queues the refresh (Run) unless one is queued already.
 func (c *tcpConn) scheduleRefresh() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed || c.mu.refreshQueued {
 		return
 	}
-	if c.loop.Execute(context.Background(), c.refresh) == nil {
+	if c.loop.Execute(context.Background(), c) == nil {
 		c.mu.refreshQueued = true
 	}
 }
 
-func (c *tcpConn) refreshOnLoop(context.Context) error {
+// Run implements gnet.Runnable: the refresh task (a method, not a
+// closure kept per connection).
+func (c *tcpConn) Run(context.Context) error {
 	c.mu.Lock()
 	c.mu.refreshQueued = false
 	closed := c.mu.closed
@@ -596,12 +611,13 @@ func (c *tcpConn) LocalAddr() net.Addr                   { return c.local }
 func (c *tcpConn) Transport() string                     { return "tcp" }
 func (c *tcpConn) PeerCertificates() []*x509.Certificate { return nil }
 
-// cloneAddr deep-copies a TCP address: gnet recycles the bytes of an IPv6
-// zone when the connection closes.
+// cloneAddr deep-copies a TCP address with an IPv6 zone: gnet recycles
+// the zone's bytes when the connection closes (an address without one is
+// kept as it is, no copy per connection).
 func cloneAddr(a net.Addr) net.Addr {
 	ta, ok := a.(*net.TCPAddr)
-	if !ok || ta == nil {
-		return a
+	if !ok || ta == nil || ta.Zone == "" {
+		return a // only the zone's bytes are recycled
 	}
 	return &net.TCPAddr{
 		IP:   append(net.IP(nil), ta.IP...),
