@@ -67,7 +67,7 @@ func (c *conn) authDone(p *codec.Connect, group string, assigned bool, user stri
 		c.fail(err)
 		return
 	}
-	if len(c.held) > 0 {
+	if c.heldLen() > 0 {
 		c.processHeld()
 	}
 	c.flush()

@@ -185,9 +185,9 @@ func (b *Broker) OnOpen(tc transport.Conn) {
 		return
 	}
 	if b.cfg.MaxConnectionsPerIP > 0 {
-		c.ip = c.remoteIP()
+		c.x().ip = c.remoteIP()
 	}
-	if !b.admit(c.ip) {
+	if !b.admit(c.ip()) {
 		b.log.Warn().Str("remote", c.remote()).Msg("connection limit reached: closing")
 		c.stopRead.Store(true)
 		_ = tc.Close()
@@ -210,14 +210,15 @@ func (b *Broker) OnData(tc transport.Conn, data []byte) (int, error) {
 	}
 	c.inMu.Lock()
 	defer c.inMu.Unlock()
-	if c.deferred || len(c.held) > 0 {
+	if c.deferred || c.heldLen() > 0 {
+		x := c.x()
 		// Bytes behind a CONNECT that waits for its password check: keep
 		// them (copied) until it is done.
-		if len(c.held)+len(data) > b.maxHeld() {
+		if len(x.held)+len(data) > b.maxHeld() {
 			c.closeWith(codec.PacketTooLarge, "too much data before CONNACK")
 			return len(data), nil
 		}
-		c.held = append(c.held, data...)
+		x.held = append(x.held, data...)
 		if !c.deferred {
 			c.processHeld()
 			c.flush()
@@ -226,7 +227,8 @@ func (b *Broker) OnData(tc transport.Conn, data []byte) (int, error) {
 	}
 	off := c.process(data)
 	if c.deferred && off < len(data) {
-		c.held = append(c.held, data[off:]...)
+		x := c.x()
+		x.held = append(x.held, data[off:]...)
 		off = len(data)
 	}
 	c.flush()
@@ -266,14 +268,15 @@ func (c *conn) process(data []byte) int {
 	return off
 }
 
-// processHeld handles the whole packets in c.held, keeping the rest.
+// processHeld handles the whole packets in cold.held, keeping the rest.
 // Caller holds c.inMu.
 func (c *conn) processHeld() {
-	n := c.process(c.held)
-	rest := copy(c.held, c.held[n:])
-	c.held = c.held[:rest]
+	x := c.x()
+	n := c.process(x.held)
+	rest := copy(x.held, x.held[n:])
+	x.held = x.held[:rest]
 	if rest == 0 {
-		c.held = nil
+		x.held = nil
 	}
 }
 
@@ -290,7 +293,7 @@ func (b *Broker) OnClose(tc transport.Conn, err error) {
 	c.markDead()
 	b.removeConn(c)
 	if c.admitted {
-		b.releaseIP(c.ip)
+		b.releaseIP(c.ip())
 	}
 	if c.connected {
 		c.disconnected(err)
@@ -333,7 +336,7 @@ func (b *Broker) sweepConns(now time.Time) {
 				_ = c.tc.Close()
 			}
 		case !c.isConnected.Load():
-			if now.Sub(c.openedAt) > b.cfg.ConnectTimeout {
+			if now.Sub(time.Unix(0, c.openedAt)) > b.cfg.ConnectTimeout {
 				b.log.Debug().Str("remote", c.remote()).Msg("no CONNECT in time")
 				c.closeWith(codec.MaximumConnectTime, "connect timeout")
 			}

@@ -33,59 +33,38 @@ type conn struct {
 	b        *Broker
 	tc       transport.Conn
 	id       uint64
-	openedAt time.Time
+	openedAt int64 // unix ns
 
 	// Read by the housekeeping goroutine.
-	lastRecv      atomic.Int64 // unix ns of the last whole packet
-	keepAlive     atomic.Int64 // effective keepalive in ns; 0: none
-	isConnected   atomic.Bool
-	closingSince  atomic.Int64 // unix ns when closeWith started; 0: not closing
-	finalSent     atomic.Int64 // unix ns when the final packet was written; 0: not yet
-	noLinger      atomic.Bool  // close right after the final packet (the client is silent anyway)
-	congestedFlag atomic.Bool  // deliveries held back by a full outbound buffer
-	stopRead      atomic.Bool  // ignore further inbound bytes
+	lastRecv     atomic.Int64 // unix ns of the last whole packet
+	keepAlive    atomic.Int64 // effective keepalive in ns; 0: none
+	closingSince atomic.Int64 // unix ns when closeWith started; 0: not closing
+	finalSent    atomic.Int64 // unix ns when the final packet was written; 0: not yet
 
-	// Set by another connection's CONNECT that took this one's session.
-	takenOver      atomic.Bool
-	takenOverClean atomic.Bool
-
-	// Set in OnOpen.
-	ip       string
-	admitted bool // counted by Broker.admit
+	// cold holds what most connections never use, allocated on first
+	// use: idle connections are most of a broker's memory.
+	cold atomic.Pointer[connCold]
 
 	// inMu serializes inbound handling: the transport's calls and the
 	// completion of a password check on an auth worker. The fields under
-	// "Loop-owned" are guarded by it (uncontended but for that case).
-	inMu     sync.Mutex
-	deferred bool   // a CONNECT waits for its password check
-	held     []byte // bytes received while deferred, not yet handled
-	gone     bool   // OnClose ran
+	// "Loop-owned" are guarded by it (uncontended but for that case), as
+	// are deferred and gone below.
+	inMu sync.Mutex
 
 	// Loop-owned.
-	msgRate    *bucket       // nil: no cap
-	auth       *authExchange // enhanced authentication in progress
-	authMethod string        // the CONNECT's Authentication Method ("" without)
-	connected  bool
-	clientID   string
-	user       string
-	group      string
-	version    codec.Version
-	will       *session.Will
-	willExpiry uint32 // will's Message Expiry Interval, seconds; 0: none
-	hasWillExp bool
-	normalExit bool // DISCONNECT without will
-	exitReason string
-	aliasIn    map[uint16]string
-	aliasInMax uint16
-	problem    bool // MQTT 5 Request Problem Information (default true)
-	info       ClientInfo
+	msgRate  *bucket       // nil: no cap
+	auth     *authExchange // enhanced authentication in progress
+	clientID string
+	user     string
+	group    string
+	will     *session.Will
+	// For clientInfo: when CONNACK went (unix ns).
+	connectedAt int64
 
-	// Session-guarded (fixed once connected, aliasOut changes under sess.Mu).
-	sess     *session.Session
-	window   int    // outbound in-flight maximum
-	maxOut   uint32 // client's Maximum Packet Size; 0: protocol maximum
-	aliasMax uint16 // outbound aliases the broker may assign
-	aliasOut map[string]uint16
+	// Session-guarded (fixed once connected, cold.aliasOut changes under
+	// sess.Mu).
+	sess   *session.Session
+	window int // outbound in-flight maximum
 
 	// Write path.
 	outMu struct {
@@ -101,14 +80,89 @@ type conn struct {
 		// out once it and all before it are ready [MQTT-4.6.0-2..4].
 		acks []*pendingAck
 	}
-	// Publishers' acknowledgements released by this connection's session
-	// queue draining, run by the next flush with no lock held.
-	relMu  sync.Mutex // guards rel
-	rel    []func(error)
-	hasRel atomic.Bool
 
 	wbuf   [1][]byte // the vector being written
 	doneFn func(error)
+
+	// The small fields, together so that they pack.
+	isConnected   atomic.Bool
+	noLinger      atomic.Bool // close right after the final packet (the client is silent anyway)
+	congestedFlag atomic.Bool // deliveries held back by a full outbound buffer
+	stopRead      atomic.Bool // ignore further inbound bytes
+	// Set by another connection's CONNECT that took this one's session.
+	takenOver      atomic.Bool
+	takenOverClean atomic.Bool
+	hasRel         atomic.Bool // cold.rel has waiters to run
+
+	willExpiry uint32 // loop-owned: will's Message Expiry Interval, seconds; 0: none
+	maxOut     uint32 // session-guarded: client's Maximum Packet Size; 0: protocol maximum
+
+	aliasInMax   uint16 // loop-owned
+	effKeepAlive uint16 // loop-owned: the keepalive in force, for clientInfo
+	aliasMax     uint16 // session-guarded: outbound aliases the broker may assign
+
+	admitted   bool          // counted by Broker.admit (set in OnOpen)
+	deferred   bool          // under inMu: a CONNECT waits for its password check (see cold.held)
+	gone       bool          // under inMu: OnClose ran
+	connected  bool          // loop-owned
+	version    codec.Version // loop-owned
+	hasWillExp bool          // loop-owned
+	normalExit bool          // loop-owned: DISCONNECT without will
+	problem    bool          // loop-owned: MQTT 5 Request Problem Information (default true)
+	cleanStart bool          // loop-owned
+}
+
+// connCold is the part of a connection's state that most connections
+// never need.
+type connCold struct {
+	ip         string            // for MaxConnectionsPerIP
+	held       []byte            // bytes received while deferred, not yet handled (under inMu)
+	authMethod string            // the CONNECT's Authentication Method ("" without); loop-owned
+	exitReason string            // under outMu
+	aliasIn    map[uint16]string // loop-owned
+	aliasOut   map[string]uint16 // under sess.Mu
+
+	// Publishers' acknowledgements released by this connection's session
+	// queue draining, run by the next flush with no lock held.
+	relMu sync.Mutex // guards rel
+	rel   []func(error)
+}
+
+// x returns the cold state, allocating it on first use. Safe from any
+// goroutine; the fields keep their own guards.
+func (c *conn) x() *connCold {
+	if x := c.cold.Load(); x != nil {
+		return x
+	}
+	x := new(connCold)
+	if c.cold.CompareAndSwap(nil, x) {
+		return x
+	}
+	return c.cold.Load()
+}
+
+// heldLen is the length of cold.held; caller holds inMu.
+func (c *conn) heldLen() int {
+	if x := c.cold.Load(); x != nil {
+		return len(x.held)
+	}
+	return 0
+}
+
+// authMethod is the CONNECT's Authentication Method, "" without.
+func (c *conn) authMethod() string {
+	if x := c.cold.Load(); x != nil {
+		return x.authMethod
+	}
+	return ""
+}
+
+// ip is the client's address for MaxConnectionsPerIP, "" when not kept.
+func (c *conn) ip() string {
+	if x := c.cold.Load(); x != nil {
+		return x.ip
+	}
+	return ""
 }
 
 func newConn(b *Broker, tc transport.Conn) *conn {
@@ -116,10 +170,10 @@ func newConn(b *Broker, tc transport.Conn) *conn {
 		b:        b,
 		tc:       tc,
 		id:       connSeq.Add(1),
-		openedAt: time.Now(),
+		openedAt: time.Now().UnixNano(),
 		problem:  true,
 	}
-	c.lastRecv.Store(c.openedAt.UnixNano())
+	c.lastRecv.Store(c.openedAt)
 	c.doneFn = c.written
 	return c
 }
@@ -403,9 +457,10 @@ func (c *conn) closeWith(reason codec.ReasonCode, why string) {
 // setExitReason records why the server closed the connection, for the
 // disconnect event. The first reason wins.
 func (c *conn) setExitReason(why string) {
+	x := c.x()
 	c.outMu.Lock()
-	if c.exitReason == "" {
-		c.exitReason = why
+	if x.exitReason == "" {
+		x.exitReason = why
 	}
 	c.outMu.Unlock()
 }
@@ -477,7 +532,7 @@ func (c *conn) handle(h codec.Header, body []byte) error {
 	case codec.CONNECT:
 		return &codec.MalformedError{Packet: h.Type, Field: "packet type", Reason: codec.ProtocolError, Msg: "second CONNECT"} // [MQTT-3.1.0-2]
 	case codec.AUTH:
-		if c.authMethod == "" {
+		if c.authMethod() == "" {
 			return &codec.MalformedError{Packet: h.Type, Field: "packet type", Reason: codec.ProtocolError, Msg: "AUTH without an authentication method"} // [MQTT-4.12.0-7]
 		}
 		return c.onAuth(h, body)

@@ -120,7 +120,7 @@ func (c *conn) connect(p *codec.Connect, auth *authOutcome) error {
 	switch {
 	case auth != nil:
 		c.user = auth.user
-		c.authMethod = auth.method
+		c.x().authMethod = auth.method
 	case b.cfg.Users != nil && (p.UsernameFlag || certCN != ""):
 		// Password hashes are slow by design: check them on the auth
 		// workers, never on the event loop. The CONNECT (copied off the
@@ -325,17 +325,31 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 		b.publishWill(endedWill)
 	}
 
-	c.info = ClientInfo{
-		ClientID: clientID, Group: group, Username: c.user, Node: b.cfg.NodeID,
-		Remote: c.remote(), IP: c.remoteIP(), Transport: c.tc.Transport(), Protocol: "mqtt",
-		Version: c.version, KeepAlive: ka, CleanStart: p.CleanStart, ConnectedAt: now,
-	}
+	c.connectedAt = now.UnixNano()
+	c.effKeepAlive = ka
+	c.cleanStart = p.CleanStart
 	b.groupOnline(group, 1)
-	b.log.Debug().Str("client_id", clientID).Str("remote", c.info.Remote).Bool("session_present", exists).Msg("connected")
-	for _, h := range b.cfg.Hooks {
-		h.OnConnect(c.info)
+	if e := b.log.Debug(); e.Enabled() {
+		e.Str("client_id", clientID).Str("remote", c.remote()).Bool("session_present", exists).Msg("connected")
+	}
+	if len(b.cfg.Hooks) > 0 {
+		info := c.clientInfo()
+		for _, h := range b.cfg.Hooks {
+			h.OnConnect(info)
+		}
 	}
 	return nil
+}
+
+// clientInfo describes the connected client for hooks. It is built when
+// asked rather than kept: idle connections are most of the memory.
+func (c *conn) clientInfo() ClientInfo {
+	return ClientInfo{
+		ClientID: c.clientID, Group: c.group, Username: c.user, Node: c.b.cfg.NodeID,
+		Remote: c.remote(), IP: c.remoteIP(), Transport: c.tc.Transport(), Protocol: "mqtt",
+		Version: c.version, KeepAlive: c.effKeepAlive, CleanStart: c.cleanStart,
+		ConnectedAt: time.Unix(0, c.connectedAt),
+	}
 }
 
 // resumeLocked re-sends what was in flight, then the queue [MQTT-4.4.0-1].
@@ -466,9 +480,12 @@ func (c *conn) disconnected(err error) {
 	}
 	b.groupOnline(c.group, -1)
 
-	c.outMu.Lock()
-	reason := c.exitReason
-	c.outMu.Unlock()
+	var reason string
+	if x := c.cold.Load(); x != nil {
+		c.outMu.Lock()
+		reason = x.exitReason
+		c.outMu.Unlock()
+	}
 	switch {
 	case c.takenOver.Load():
 		reason = "takeover"
@@ -479,8 +496,11 @@ func (c *conn) disconnected(err error) {
 		reason = "connection closed"
 	}
 	b.log.Debug().Str("client_id", c.clientID).Str("reason", reason).Msg("disconnected")
-	for _, h := range b.cfg.Hooks {
-		h.OnDisconnect(c.info, reason)
+	if len(b.cfg.Hooks) > 0 {
+		info := c.clientInfo()
+		for _, h := range b.cfg.Hooks {
+			h.OnDisconnect(info, reason)
+		}
 	}
 }
 

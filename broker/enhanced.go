@@ -120,7 +120,7 @@ func (c *conn) onAuth(h codec.Header, body []byte) error {
 		c.sendAuth(codec.Success, method, st.Out)
 		return nil
 	case a.Reason == codec.ReAuthenticate && c.connected && c.auth == nil:
-		if method != c.authMethod {
+		if method != c.authMethod() {
 			return &codec.MalformedError{Packet: codec.AUTH, Field: "authentication method", Reason: codec.ProtocolError, Msg: "re-authentication must use the CONNECT's method"} // [MQTT-4.12.1-1]
 		}
 		impl := c.b.cfg.EnhancedAuth[method]

@@ -235,16 +235,21 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 				return codec.TopicAliasInvalid // [MQTT-3.3.2-8], [MQTT-3.3.2-9]
 			}
 			if len(topic) == 0 {
-				t, ok := c.aliasIn[a]
+				var t string
+				ok := false
+				if x := c.cold.Load(); x != nil {
+					t, ok = x.aliasIn[a]
+				}
 				if !ok {
 					return &codec.MalformedError{Packet: codec.PUBLISH, Field: "topic alias", Reason: codec.ProtocolError, Msg: "unknown alias"}
 				}
 				topic = []byte(t) // one allocation: the Message copies it anyway
 			} else {
-				if c.aliasIn == nil {
-					c.aliasIn = make(map[uint16]string)
+				x := c.x()
+				if x.aliasIn == nil {
+					x.aliasIn = make(map[uint16]string)
 				}
-				c.aliasIn[a] = string(topic)
+				x.aliasIn[a] = string(topic)
 			}
 		} else if len(topic) == 0 {
 			return &codec.MalformedError{Packet: codec.PUBLISH, Field: "topic name", Reason: codec.ProtocolError, Msg: "empty without alias"} // [MQTT-3.3.2-1]
@@ -646,20 +651,21 @@ func (c *conn) writePublishLocked(f *session.Inflight, dup bool, now time.Time) 
 // out in full. Caller holds c.sess.Mu.
 func (c *conn) applyAlias(p *codec.Publish) {
 	t := unsafeString(p.Topic)
-	if a, ok := c.aliasOut[t]; ok {
+	x := c.x()
+	if a, ok := x.aliasOut[t]; ok {
 		p.Props.Set(codec.PropTopicAlias)
 		p.Props.TopicAlias = a
 		p.Topic = nil
 		return
 	}
-	if len(c.aliasOut) >= int(c.aliasMax) {
+	if len(x.aliasOut) >= int(c.aliasMax) {
 		return
 	}
-	if c.aliasOut == nil {
-		c.aliasOut = make(map[string]uint16)
+	if x.aliasOut == nil {
+		x.aliasOut = make(map[string]uint16)
 	}
-	a := uint16(len(c.aliasOut) + 1)
-	c.aliasOut[strings.Clone(t)] = a
+	a := uint16(len(x.aliasOut) + 1)
+	x.aliasOut[strings.Clone(t)] = a
 	p.Props.Set(codec.PropTopicAlias)
 	p.Props.TopicAlias = a
 }
@@ -725,9 +731,10 @@ func (c *conn) releaseWaitersLocked() {
 	if len(s.Waiters) == 0 || s.QueueLen() >= c.b.cfg.MaxPending {
 		return
 	}
-	c.relMu.Lock()
-	c.rel = append(c.rel, s.Waiters...)
-	c.relMu.Unlock()
+	x := c.x()
+	x.relMu.Lock()
+	x.rel = append(x.rel, s.Waiters...)
+	x.relMu.Unlock()
 	clear(s.Waiters)
 	s.Waiters = s.Waiters[:0]
 	c.hasRel.Store(true)
@@ -738,11 +745,12 @@ func (c *conn) runReleased() {
 	if !c.hasRel.Load() {
 		return
 	}
-	c.relMu.Lock()
-	rel := c.rel
-	c.rel = nil
+	x := c.x()
+	x.relMu.Lock()
+	rel := x.rel
+	x.rel = nil
 	c.hasRel.Store(false)
-	c.relMu.Unlock()
+	x.relMu.Unlock()
 	for _, f := range rel {
 		f(nil)
 	}
