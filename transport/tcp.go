@@ -16,6 +16,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // TCPConfig configures the plain TCP listener on gnet v2 event loops.
@@ -178,6 +179,9 @@ type tcpListener struct {
 	// wildcard: the listener is bound to an unspecified IP, so each
 	// connection's local address comes from getsockname.
 	wildcard bool
+	// keepAliveInherited: keep-alive is set on the listening socket and
+	// accepted sockets inherit it (Linux).
+	keepAliveInherited bool
 
 	ready     chan struct{} // closed at the first OnTick: the loops run
 	readyOnce sync.Once
@@ -227,7 +231,39 @@ func (l *tcpListener) OnBoot(eng gnet.Engine) gnet.Action {
 	if ta, ok := addr.(*net.TCPAddr); ok {
 		l.wildcard = ta.IP == nil || ta.IP.IsUnspecified()
 	}
+	if l.cfg.KeepAlive > 0 && runtime.GOOS == "linux" {
+		// Linux copies keep-alive settings from the listening socket to
+		// every accepted one: four setsockopt calls once instead of per
+		// connection.
+		if err := listenerKeepAlive(eng, l.cfg.KeepAlive); err != nil {
+			l.log.Warn().Err(err).Msg("transport: keep-alive on the listener; setting it per connection")
+		} else {
+			l.keepAliveInherited = true
+		}
+	}
 	return gnet.None
+}
+
+// listenerKeepAlive sets TCP keep-alive (idle time and probe interval d,
+// 9 probes) on the engine's listening socket through a duplicate of it.
+func listenerKeepAlive(eng gnet.Engine, d time.Duration) error {
+	fd, err := eng.Dup()
+	if err != nil {
+		return fmt.Errorf("dup listener socket: %w", err)
+	}
+	defer unix.Close(fd)
+	secs := max(int(d/time.Second), 1)
+	for _, o := range []struct{ level, opt, v int }{
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9},
+	} {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
+			return fmt.Errorf("setsockopt: %w", err)
+		}
+	}
+	return nil
 }
 
 // engineAddr finds the bound address of the engine's only listener from a
@@ -292,7 +328,7 @@ func (l *tcpListener) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	gc.SetContext(c)
 
-	if l.cfg.KeepAlive > 0 {
+	if l.cfg.KeepAlive > 0 && !l.keepAliveInherited {
 		if err := gc.SetKeepAlive(true, l.cfg.KeepAlive, l.cfg.KeepAlive, 9); err != nil {
 			l.log.Debug().Str("remote", addrString(c.remote)).Err(err).Msg("transport: set keep-alive")
 		}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // TestTCPWildcardAddr: ":0" binds every address on a free port; Addr
@@ -111,5 +113,36 @@ func TestDoneExactlyOnce(t *testing.T) {
 			assert.Zero(t, c.Outbound())
 			h.checkOnce(t)
 		})
+	}
+}
+
+// TestTCPKeepAliveInherited: the keep-alive settings reach every accepted
+// socket (on Linux from the listening socket, with no call per
+// connection), and the listener says it did not need the fallback.
+func TestTCPKeepAliveInherited(t *testing.T) {
+	h := newTestHandler()
+	l := listenT(t)(ListenTCP(TCPConfig{Addr: "127.0.0.1:0", KeepAlive: 7 * time.Second}, h))
+	cl, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer cl.Close()
+	c := h.waitOpen(t).(*tcpConn)
+	if runtime.GOOS == "linux" {
+		assert.True(t, c.l.keepAliveInherited, "set on the listener")
+	}
+	fd := c.gc.Fd()
+	for _, o := range []struct {
+		name       string
+		level, opt int
+		want       int
+	}{
+		{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 7},
+		{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 7},
+		{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9},
+		{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+	} {
+		v, err := unix.GetsockoptInt(fd, o.level, o.opt)
+		require.NoError(t, err, o.name)
+		assert.Equal(t, o.want, v, o.name)
 	}
 }
