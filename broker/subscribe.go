@@ -83,9 +83,13 @@ func (c *conn) onSubscribe(h codec.Header, body []byte) error {
 		}
 	}
 	sc.reasons = reasons
-	ack := codec.Suback{PacketID: p.PacketID, Reasons: append([]codec.ReasonCode(nil), reasons...)}
-	v := c.version
-	enc := func(buf []byte) []byte { return ack.Append(buf, v) }
+	// The closure keeps only the id and the codes: a whole Suback (with
+	// its properties) would be a few hundred bytes per SUBSCRIBE.
+	id, codes, v := p.PacketID, append([]codec.ReasonCode(nil), reasons...), c.version
+	enc := func(buf []byte) []byte {
+		ack := codec.Suback{PacketID: id, Reasons: codes}
+		return ack.Append(buf, v)
+	}
 	var after func()
 	if len(toSend) > 0 {
 		after = func() {
