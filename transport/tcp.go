@@ -365,10 +365,21 @@ func (l *tcpListener) OnTraffic(gc gnet.Conn) gnet.Action {
 		c.closeErr = fmt.Errorf("transport: peek inbound: %w", err)
 		return gnet.Close
 	}
+	c.mu.Lock()
+	c.mu.inTraffic = true
+	c.mu.Unlock()
 	consumed, herr := l.g.data(c, data)
 	// Discard(0) would drop the whole buffer: only discard what was consumed.
 	if consumed > 0 {
 		_, _ = gc.Discard(consumed)
+	}
+	c.mu.Lock()
+	c.mu.inTraffic = false
+	direct := c.mu.flushAtEnd
+	c.mu.flushAtEnd = false
+	c.mu.Unlock()
+	if direct && c.flush(nil, false) != nil {
+		return gnet.None // the write failed and gnet closed the connection
 	}
 	switch {
 	case herr != nil:
@@ -459,6 +470,8 @@ type tcpConn struct {
 		sync.Mutex
 		queue          []tcpWrite // accepted, not yet taken by a flush
 		flushQueued    bool       // a flush task is queued to the loop
+		inTraffic      bool       // OnTraffic runs the handler: it flushes at its end
+		flushAtEnd     bool       // writes came in during OnTraffic
 		closed         bool       // OnClose ran
 		closeRequested bool       // Close was called
 		refreshQueued  bool       // a refresh task is queued
@@ -482,7 +495,13 @@ func (c *tcpConn) AsyncWritev(bufs [][]byte, done func(error)) error {
 	if c.mu.closed || c.mu.closeRequested {
 		return ErrClosed
 	}
-	if err := c.queueFlush(); err != nil {
+	if c.mu.inTraffic {
+		// OnTraffic of this connection is running on the loop: it
+		// writes the queue when the handler returns, with no task (no
+		// eventfd wake-up, no extra loop turn). A reply to a packet goes
+		// out this way.
+		c.mu.flushAtEnd = true
+	} else if err := c.queueFlush(); err != nil {
 		return err
 	}
 	c.mu.queue = append(c.mu.queue, tcpWrite{bufs: bufs, n: n, done: done})
@@ -508,19 +527,23 @@ func (c *tcpConn) queueFlush() error {
 // connection gnet has released has no context; OnClose took its queue.
 func flushTask(gc gnet.Conn, err error) error {
 	if c, _ := gc.Context().(*tcpConn); c != nil {
-		return c.flush(err)
+		return c.flush(err, true)
 	}
 	return nil
 }
 
-// flush runs on the loop: it writes everything queued and performs a
-// requested close.
-func (c *tcpConn) flush(err error) error {
+// flush runs on the loop: it writes everything queued and, when task is
+// set (it runs as the queued flush task), performs a requested close. The
+// flush at the end of OnTraffic (task false) leaves a close to the task
+// Close queued: gnet must not close a connection inside its OnTraffic.
+func (c *tcpConn) flush(err error, task bool) error {
 	c.mu.Lock()
-	c.mu.flushQueued = false
+	if task {
+		c.mu.flushQueued = false
+	}
 	batch := c.mu.queue
 	c.mu.queue = nil
-	closeNow := c.mu.closeRequested && !c.mu.closed
+	closeNow := task && c.mu.closeRequested && !c.mu.closed
 	c.mu.Unlock()
 	if err != nil {
 		// gnet closed the connection already: OnClose took the queue.
@@ -563,7 +586,7 @@ func (c *tcpConn) flush(err error) error {
 			batch[i] = tcpWrite{}
 		}
 		if werr != nil {
-			return nil
+			return werr // the connection is closed (gnet ignores it)
 		}
 	}
 
