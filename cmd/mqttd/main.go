@@ -23,6 +23,7 @@ import (
 	"github.com/mqttd/mqttd/admin"
 	"github.com/mqttd/mqttd/auth"
 	"github.com/mqttd/mqttd/broker"
+	"github.com/mqttd/mqttd/internal/gctune"
 	"github.com/mqttd/mqttd/internal/wiring"
 	"github.com/mqttd/mqttd/kafkabridge"
 	"github.com/mqttd/mqttd/session"
@@ -87,6 +88,7 @@ func newLogger(o *options, w io.Writer) (zerolog.Logger, error) {
 
 // server is the running broker with its listeners.
 type server struct {
+	gc        *gctune.Tuner
 	b         *broker.Broker
 	store     *session.Store
 	listeners []transport.Listener
@@ -145,6 +147,10 @@ func start(o *options, log zerolog.Logger) (*server, error) {
 		cfg.Users = anonymousAccess{DB: users, access: anonAccessBits(o.anonAccess)}
 	}
 	s := &server{store: store, log: log}
+	// Every failure path below ends in s.stop() or exits; a tuner left
+	// running on an error return only keeps GOGC raised in a process
+	// that is about to end.
+	s.gc = gctune.Start(gctune.Config{Min: uint64(o.gcMinHeap)})
 	bridge, err := s.newBridge(o)
 	if err != nil {
 		_ = store.Close()
@@ -362,6 +368,7 @@ func (s *server) servePprof(addr string) error {
 
 // stop disconnects the clients, then closes the listeners.
 func (s *server) stop() {
+	defer s.gc.Stop()
 	if s.pprof != nil {
 		_ = s.pprof.Close()
 	}
