@@ -167,10 +167,8 @@ type connInfo struct {
 	receiveMax uint16 // the broker's Receive Maximum: our in-flight cap
 }
 
-// handshake sends CONNECT and waits for a successful CONNACK. rd must be a
-// reader of c. Deadlines are cleared when it returns.
-func handshake(c *wconn, rd *packetReader, o *connOpts, clientID string) (connInfo, error) {
-	info := connInfo{receiveMax: 65535}
+// connectPacket is the CONNECT of a connection with options o.
+func (o *connOpts) connectPacket(clientID string) codec.Connect {
 	pkt := codec.Connect{
 		Version:    o.version,
 		CleanStart: !o.keepSession,
@@ -193,17 +191,13 @@ func handshake(c *wconn, rd *packetReader, o *connOpts, clientID string) (connIn
 		pkt.Props.ReceiveMaximum = 65535
 		pkt.Props.Set(codec.PropReceiveMaximum)
 	}
-	if err := c.SetDeadline(time.Now().Add(o.timeout)); err != nil {
-		return info, err
-	}
-	defer c.SetDeadline(time.Time{}) //nolint:errcheck // best effort; the next I/O reports a dead socket
-	if err := c.write(pkt.Append(nil)); err != nil {
-		return info, fmt.Errorf("bench: send CONNECT for %s: %w", clientID, err)
-	}
-	h, body, err := rd.next()
-	if err != nil {
-		return info, fmt.Errorf("bench: read CONNACK for %s: %w", clientID, eofAsRefusal(err))
-	}
+	return pkt
+}
+
+// checkConnack reads the first packet a broker sent after CONNECT: an error
+// unless it is a CONNACK that accepts the connection.
+func (o *connOpts) checkConnack(h codec.Header, body []byte, clientID string) (connInfo, error) {
+	info := connInfo{receiveMax: 65535}
 	if h.Type != codec.CONNACK {
 		return info, fmt.Errorf("bench: %s got %s instead of CONNACK", clientID, h.Type)
 	}
@@ -220,11 +214,56 @@ func handshake(c *wconn, rd *packetReader, o *connOpts, clientID string) (connIn
 	return info, nil
 }
 
+// subscribePacket is the only SUBSCRIBE a connection sends: packet id 1,
+// one filter.
+func subscribePacket(filter string, qos codec.QoS) codec.Subscribe {
+	return codec.Subscribe{PacketID: 1, Subs: []codec.Subscription{{Filter: []byte(filter), QoS: qos}}}
+}
+
+// checkSuback reads the answer to subscribePacket: an error unless it is a
+// SUBACK for packet id 1 that grants a QoS. PINGRESP is the caller's to
+// skip.
+func (o *connOpts) checkSuback(h codec.Header, body []byte, filter string) error {
+	if h.Type != codec.SUBACK {
+		return fmt.Errorf("bench: SUBSCRIBE %s got %s instead of SUBACK", filter, h.Type)
+	}
+	var ack codec.Suback
+	if err := ack.Decode(h, body, o.version); err != nil {
+		return fmt.Errorf("bench: SUBACK for %s: %w", filter, err)
+	}
+	if ack.PacketID != 1 || len(ack.Reasons) != 1 {
+		return fmt.Errorf("bench: SUBACK for %s: packet id %d with %d codes, want 1 and 1", filter,
+			ack.PacketID, len(ack.Reasons))
+	}
+	if rc := ack.Reasons[0]; rc >= 0x80 {
+		return fmt.Errorf("%w: SUBSCRIBE %s: reason 0x%02x (%s)", ErrRefused, filter, byte(rc), rc)
+	}
+	return nil
+}
+
+// handshake sends CONNECT and waits for a successful CONNACK. rd must be a
+// reader of c. Deadlines are cleared when it returns.
+func handshake(c *wconn, rd *packetReader, o *connOpts, clientID string) (connInfo, error) {
+	pkt := o.connectPacket(clientID)
+	if err := c.SetDeadline(time.Now().Add(o.timeout)); err != nil {
+		return connInfo{}, err
+	}
+	defer c.SetDeadline(time.Time{}) //nolint:errcheck // best effort; the next I/O reports a dead socket
+	if err := c.write(pkt.Append(nil)); err != nil {
+		return connInfo{}, fmt.Errorf("bench: send CONNECT for %s: %w", clientID, err)
+	}
+	h, body, err := rd.next()
+	if err != nil {
+		return connInfo{}, fmt.Errorf("bench: read CONNACK for %s: %w", clientID, eofAsRefusal(err))
+	}
+	return o.checkConnack(h, body, clientID)
+}
+
 // subscribe sends one SUBSCRIBE and waits for its SUBACK, which must grant
 // at least one QoS. It is used before the connection carries any traffic,
 // so the SUBACK is the next packet.
 func subscribe(c *wconn, rd *packetReader, o *connOpts, filter string, qos codec.QoS) error {
-	pkt := codec.Subscribe{PacketID: 1, Subs: []codec.Subscription{{Filter: []byte(filter), QoS: qos}}}
+	pkt := subscribePacket(filter, qos)
 	if err := c.SetDeadline(time.Now().Add(o.timeout)); err != nil {
 		return err
 	}
@@ -240,21 +279,7 @@ func subscribe(c *wconn, rd *packetReader, o *connOpts, filter string, qos codec
 		if h.Type == codec.PINGRESP {
 			continue
 		}
-		if h.Type != codec.SUBACK {
-			return fmt.Errorf("bench: SUBSCRIBE %s got %s instead of SUBACK", filter, h.Type)
-		}
-		var ack codec.Suback
-		if err := ack.Decode(h, body, o.version); err != nil {
-			return fmt.Errorf("bench: SUBACK for %s: %w", filter, err)
-		}
-		if ack.PacketID != 1 || len(ack.Reasons) != 1 {
-			return fmt.Errorf("bench: SUBACK for %s: packet id %d with %d codes, want 1 and 1", filter,
-				ack.PacketID, len(ack.Reasons))
-		}
-		if rc := ack.Reasons[0]; rc >= 0x80 {
-			return fmt.Errorf("%w: SUBSCRIBE %s: reason 0x%02x (%s)", ErrRefused, filter, byte(rc), rc)
-		}
-		return nil
+		return o.checkSuback(h, body, filter)
 	}
 }
 

@@ -65,8 +65,23 @@ type Config struct {
 	// Conns is the number of idle subscribed connections of conns.
 	// Default 10000.
 	Conns int
-	// Workers is how many connections are set up concurrently. Default 64.
+	// Workers is how many connections the pub/sub scenarios set up
+	// concurrently, and how many goroutines read back conns' verification
+	// messages. Default 64.
 	Workers int
+	// ConnInflight is how many connect+subscribe handshakes conns keeps in
+	// flight at once on its epoll engine, 1 to 65535. Default 64: enough
+	// to keep a broker busy (a handshake takes well under a millisecond
+	// when it is not queued), and below mosquitto's listen backlog of 100,
+	// past which the kernel drops SYNs and each drop costs a one-second
+	// retransmission.
+	ConnInflight int
+	// NoPipeline makes conns wait for the CONNACK before it sends the
+	// SUBSCRIBE: one round trip at a time. By default (false) CONNECT and
+	// SUBSCRIBE leave in one write as soon as the TCP connection is up,
+	// which MQTT allows, and the handshake ends when both CONNACK and SUBACK
+	// are in. Either way every broker sees the same client behaviour.
+	NoPipeline bool
 	// Spread binds connections to source addresses 127.0.0.1 to
 	// 127.0.0.Spread in turn (at most 254); 0 or 1 (default) leaves the
 	// source to the kernel.
@@ -133,6 +148,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Pairs, 50)
 	setDefault(&c.Conns, 10000)
 	setDefault(&c.Workers, 64)
+	setDefault(&c.ConnInflight, 64)
 	setDefault(&c.Spread, 1)
 	setDefault(&c.ConnectTimeout, 10*time.Second)
 	setDefault(&c.TopicPrefix, "bench")
@@ -191,6 +207,9 @@ func (c *Config) Validate() error {
 		if n.v < 1 || n.v > MaxPublishers-1 {
 			return bad(n.field, "%d, want 1 to %d", n.v, MaxPublishers-1)
 		}
+	}
+	if c.ConnInflight < 1 || c.ConnInflight > 65535 {
+		return bad("conn-inflight", "%d, want 1 to 65535", c.ConnInflight)
 	}
 	if c.Spread < 1 || c.Spread > 254 {
 		return bad("spread", "%d source addresses, want 1 to 254", c.Spread)

@@ -23,6 +23,8 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 1000, c.Subscribers)
 	assert.Equal(t, 50, c.Pairs)
 	assert.Equal(t, 10000, c.Conns)
+	assert.Equal(t, 64, c.ConnInflight)
+	assert.False(t, c.NoPipeline, "pipelined by default")
 	assert.Equal(t, "bench", c.TopicPrefix)
 
 	d := DefaultConfig()
@@ -45,6 +47,8 @@ func TestConfigValidate(t *testing.T) {
 		{"rate", func(c *Config) { c.Rate = -1 }},
 		{"publishers", func(c *Config) { c.Publishers = -1 }},
 		{"conns", func(c *Config) { c.Conns = MaxPublishers }},
+		{"conn-inflight", func(c *Config) { c.ConnInflight = 65536 }},
+		{"conn-inflight", func(c *Config) { c.ConnInflight = -1 }},
 		{"spread", func(c *Config) { c.Spread = 255 }},
 		{"spread", func(c *Config) { c.Spread, c.Addr = 4, "[::1]:1883" }},
 		{"keepalive", func(c *Config) { c.KeepAlive = 1500 * time.Millisecond }},

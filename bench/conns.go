@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mqttd/mqttd/codec"
+	"golang.org/x/sys/unix"
 )
 
 // maxConnFailures stops the connect phase of conns: past it the broker is
@@ -20,7 +22,12 @@ const maxConnFailures = 50
 // connsRun is one run of the conns scenario.
 type connsRun struct {
 	*runner
-	conns     []*wconn // nil where the connection failed
+	conns []*wconn // nil where the connection failed
+	// fds are the sockets the connect engine opened, -1 where none, until
+	// adopt turns them into conns; wrote is the time of each one's last
+	// write (Unix ns), for the keepalive.
+	fds       []int32
+	wrote     []int64
 	connected atomic.Int64
 	failures  atomic.Int64
 	firstErr  struct {
@@ -30,14 +37,20 @@ type connsRun struct {
 }
 
 // runConns opens cfg.Conns connections, each subscribed to a topic of its
-// own, from a pool of cfg.Workers goroutines doing blocking I/O. Once
-// subscribed a connection has no goroutine: it sits idle while the broker's
-// memory is sampled for cfg.Duration. Then one message goes to every
-// connection's topic and the pool reads it back, which proves the broker
-// still holds every subscription.
+// own, through the epoll connect engine (connengine.go): one goroutine, at
+// most cfg.ConnInflight handshakes at once, CONNECT and SUBSCRIBE pipelined
+// unless cfg.NoPipeline. Once subscribed a connection has no goroutine: it
+// sits idle while the broker's memory is sampled for cfg.Duration. Then one
+// message goes to every connection's topic and a pool of cfg.Workers
+// goroutines reads it back, which proves the broker still holds every
+// subscription.
 func runConns(ctx context.Context, r *runner) (*Result, error) {
 	cfg := &r.cfg
-	cr := &connsRun{runner: r, conns: make([]*wconn, cfg.Conns)}
+	cr := &connsRun{runner: r, conns: make([]*wconn, cfg.Conns), fds: make([]int32, cfg.Conns),
+		wrote: make([]int64, cfg.Conns)}
+	for i := range cr.fds {
+		cr.fds[i] = -1
+	}
 	defer cr.closeAll()
 	res := &Result{Conns: cfg.Conns}
 
@@ -57,15 +70,36 @@ func runConns(ctx context.Context, r *runner) (*Result, error) {
 	stop := cr.ticker("connect", func() string {
 		return fmt.Sprintf("%d of %d connected", cr.connected.Load(), cfg.Conns)
 	})
-	cpu0 := selfCPU()
-	began := time.Now()
-	hist, err := cr.connectAll(ctx)
+	// The clock starts once the engine has created every socket, at the
+	// first connect: creating sockets is the tool's business alone.
+	var (
+		began        time.Time
+		cpu0         time.Duration
+		brokerCPU0   = before.CPU
+		overflows0   int64
+		overflowsErr error
+	)
+	hist, err := cr.connectAll(ctx, func() {
+		overflows0, overflowsErr = listenOverflows()
+		cpu0, began = selfCPU(), time.Now()
+		if r.pid > 0 {
+			if u, err := readProcUsage(r.pid); err == nil {
+				brokerCPU0 = u.CPU
+			}
+		}
+	})
 	elapsed := time.Since(began)
 	cpu1 := selfCPU()
 	stop()
 	if err != nil {
 		return nil, err
 	}
+	if n, err := listenOverflows(); err == nil && overflowsErr == nil && n > overflows0 {
+		fmt.Fprintf(cr.progress, "mqttbench conns: warning: %d connection attempts found an accept queue full "+
+			"(ListenOverflows, counted machine-wide): the broker's listen backlog is probably below "+
+			"-conn-inflight %d, and each drop cost a one-second SYN retransmission\n", n-overflows0, cfg.ConnInflight)
+	}
+	cr.adopt()
 	res.Connected = int(cr.connected.Load())
 	res.ConnErrors = uint64(cr.failures.Load())
 	res.ConnectS = elapsed.Seconds()
@@ -74,7 +108,7 @@ func runConns(ctx context.Context, r *runner) (*Result, error) {
 	res.ToolCPU = (cpu1 - cpu0).Seconds() / elapsed.Seconds()
 	if r.pid > 0 {
 		if u, err := readProcUsage(r.pid); err == nil {
-			res.BrokerCPU = (u.CPU - before.CPU).Seconds() / elapsed.Seconds()
+			res.BrokerCPU = (u.CPU - brokerCPU0).Seconds() / elapsed.Seconds()
 		}
 	}
 
@@ -146,65 +180,69 @@ func (cr *connsRun) ticker(phase string, what func() string) func() {
 	return func() { close(done); wg.Wait() }
 }
 
-// connectAll connects and subscribes every connection with cfg.Workers
-// workers, each with its own reader and latency histogram. Failed
-// connections are counted and skipped; past maxConnFailures the phase
-// stops. It returns the merged connect+subscribe latencies.
-func (cr *connsRun) connectAll(ctx context.Context) (*Histogram, error) {
+// connectAll connects and subscribes every connection through the epoll
+// engine (connengine.go) on this goroutine, at most cfg.ConnInflight at
+// once. Failed connections are counted and skipped; past maxConnFailures
+// no new one starts. start runs when the first connect is about to go out.
+// It returns the connect+subscribe latencies; the sockets of the
+// subscribed connections are in cr.fds.
+func (cr *connsRun) connectAll(ctx context.Context, start func()) (*Histogram, error) {
 	cfg := &cr.cfg
-	var next atomic.Int64
-	var mu sync.Mutex // guards total
-	var total Histogram
-	var wg sync.WaitGroup
-	for range min(cfg.Workers, cfg.Conns) {
-		wg.Go(func() {
-			var h Histogram
-			rd := newPacketReader(nil, 512, cr.clk)
-			defer func() { mu.Lock(); total.Merge(&h); mu.Unlock() }()
-			for ctx.Err() == nil && cr.failures.Load() < maxConnFailures {
-				i := int(next.Add(1) - 1)
-				if i >= cfg.Conns {
-					return
-				}
-				t0 := time.Now()
-				c, err := cr.connectOne(ctx, rd, i)
-				if err != nil {
-					cr.failures.Add(1)
-					cr.errs.add(err)
-					cr.firstErr.Do(func() { cr.firstErr.err = err })
-					continue
-				}
-				h.Record(int64(time.Since(t0)))
-				cr.conns[i] = c
-				cr.connected.Add(1)
-			}
-		})
+	e := connEngine{
+		addr:     cfg.Addr,
+		spread:   cfg.Spread,
+		inflight: cfg.ConnInflight,
+		pipeline: !cfg.NoPipeline,
+		timeout:  cfg.ConnectTimeout,
+		opts:     &cr.opts,
+		qos:      cfg.QoS,
+		clientID: func(i int) string { return clientID(cr.id, "c", i) },
+		topic:    cr.topic,
+		onOpen: func(i, fd int, wrote int64) {
+			cr.fds[i], cr.wrote[i] = int32(fd), wrote
+			cr.connected.Add(1)
+		},
+		onFail: func(_ int, err error) bool {
+			cr.errs.add(err)
+			cr.firstErr.Do(func() { cr.firstErr.err = err })
+			return cr.failures.Add(1) < maxConnFailures
+		},
+		onStart: start,
 	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	hist, err := e.run(ctx, cfg.Conns)
+	if err != nil {
 		return nil, err
 	}
 	if cr.connected.Load() == 0 {
 		return nil, fmt.Errorf("bench: no connection succeeded: %w", cr.firstErr.err)
 	}
-	return &total, nil
+	return hist, nil
 }
 
-func (cr *connsRun) connectOne(ctx context.Context, rd *packetReader, i int) (*wconn, error) {
-	c, err := cr.dial.dial(ctx, i)
-	if err != nil {
-		return nil, err
+// adopt turns the engine's sockets into wconns for the idle and verify
+// phases, which use the net package. It runs after the connect phase is
+// timed: the extra system calls (a dup and the runtime poller's
+// registration) are the tool's, not part of a handshake. A socket that
+// cannot be adopted counts as a failed connection.
+func (cr *connsRun) adopt() {
+	for i, fd := range cr.fds {
+		if fd < 0 {
+			continue
+		}
+		cr.fds[i] = -1
+		f := os.NewFile(uintptr(fd), "mqttbench-conn")
+		nc, err := net.FileConn(f) // a duplicate of fd
+		f.Close()
+		if err != nil {
+			cr.connected.Add(-1)
+			cr.failures.Add(1)
+			cr.errs.add(fmt.Errorf("bench: connection %d: adopt socket: %w", i, err))
+			continue
+		}
+		c := &wconn{Conn: nc}
+		c.lastWrite.Store(cr.wrote[i])
+		cr.conns[i] = c
 	}
-	rd.reset(c)
-	if _, err := handshake(c, rd, &cr.opts, clientID(cr.id, "c", i)); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if err := subscribe(c, rd, &cr.opts, cr.topic(i), cr.cfg.QoS); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
 }
 
 // verify publishes one QoS 0 message to every connected topic and reads it
@@ -317,6 +355,13 @@ func (cr *connsRun) awaitOne(rd *packetReader, p *codec.Publish, i int) error {
 // closeAll disconnects and closes every connection.
 func (cr *connsRun) closeAll() {
 	disc := (&codec.Disconnect{}).Append(nil, cr.cfg.Version)
+	for i, fd := range cr.fds { // not adopted: the run ended early
+		if fd >= 0 {
+			_, _ = unix.Write(int(fd), disc)
+			_ = unix.Close(int(fd))
+			cr.fds[i] = -1
+		}
+	}
 	for i, c := range cr.conns {
 		if c == nil {
 			continue

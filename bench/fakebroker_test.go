@@ -25,6 +25,9 @@ type fakeBroker struct {
 	// refuse answers every CONNECT with this 3.1.1 return code / MQTT 5
 	// reason when non-zero.
 	refuse codec.ReasonCode
+	// subackFail answers every SUBSCRIBE with this failure code (0x80 and
+	// up) when non-zero, and keeps no subscription.
+	subackFail codec.ReasonCode
 	// forgetEvery drops the subscription of every n-th SUBSCRIBE after
 	// acknowledging it.
 	forgetEvery int64
@@ -59,12 +62,20 @@ type fakeConn struct {
 	heldGen int
 }
 
-func newFakeBroker(t *testing.T) *fakeBroker {
+// newFakeBroker starts a fake broker on 127.0.0.1; setup sets its faults
+// before it accepts. Setting them afterwards is a data race for the race
+// detector when the client writes with golang.org/x/sys/unix, as connEngine
+// does: only the syscall package's own writes and reads count as
+// synchronisation between the client and the broker's goroutines.
+func newFakeBroker(t *testing.T, setup ...func(*fakeBroker)) *fakeBroker {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	b := &fakeBroker{t: t, ln: ln, stalled: make(chan struct{})}
 	b.mu.conns = map[net.Conn]bool{}
+	for _, f := range setup {
+		f(b)
+	}
 	b.wg.Go(b.accept)
 	t.Cleanup(b.close)
 	return b
@@ -143,6 +154,10 @@ func (b *fakeBroker) serve(nc net.Conn) {
 			forget := b.forgetEvery > 0 && n%b.forgetEvery == 0
 			ack := codec.Suback{PacketID: sub.PacketID}
 			for _, s := range sub.Subs {
+				if b.subackFail != 0 {
+					ack.Reasons = append(ack.Reasons, b.subackFail)
+					continue
+				}
 				ack.Reasons = append(ack.Reasons, codec.ReasonCode(s.QoS))
 				if !forget {
 					b.mu.Lock()

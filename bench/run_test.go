@@ -141,28 +141,34 @@ func TestRunProgress(t *testing.T) {
 }
 
 func TestRunConns(t *testing.T) {
-	b := newFakeBroker(t)
-	cfg := shortConfig(b.addr(), "conns", codec.QoS1)
-	cfg.Duration = 600 * time.Millisecond
-	cfg.Spread = 3
-	cfg.KeepAlive = time.Second // exercises the pinger on idle sockets
-	var progress strings.Builder
-	res, err := Run(t.Context(), cfg, &progress)
-	require.NoError(t, err)
-	assert.True(t, res.Clean(), "%+v", res)
-	assert.Equal(t, 50, res.Conns)
-	assert.Equal(t, 50, res.Connected)
-	assert.Equal(t, 50, res.Verified)
-	assert.Positive(t, res.ConnectPerSec)
-	assert.Positive(t, res.RSSBefore)
-	assert.Positive(t, res.RSSAfter)
-	assert.NotZero(t, res.RSSPerConn)
-	assert.Equal(t, int64(50), b.subscribes.Load())
+	for _, noPipeline := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pipelined", true: "lockstep"}[noPipeline], func(t *testing.T) {
+			b := newFakeBroker(t)
+			cfg := shortConfig(b.addr(), "conns", codec.QoS1)
+			cfg.Duration = 600 * time.Millisecond
+			cfg.Spread = 3
+			cfg.KeepAlive = time.Second // exercises the pinger on idle sockets
+			cfg.NoPipeline = noPipeline
+			cfg.ConnInflight = 7
+			var progress strings.Builder
+			res, err := Run(t.Context(), cfg, &progress)
+			require.NoError(t, err)
+			assert.True(t, res.Clean(), "%+v", res)
+			assert.Equal(t, 50, res.Conns)
+			assert.Equal(t, 50, res.Connected)
+			assert.Equal(t, 50, res.Verified)
+			assert.Positive(t, res.ConnectPerSec)
+			assert.Positive(t, res.ConnectP99us)
+			assert.Positive(t, res.RSSBefore)
+			assert.Positive(t, res.RSSAfter)
+			assert.NotZero(t, res.RSSPerConn)
+			assert.Equal(t, int64(50), b.subscribes.Load())
+		})
+	}
 }
 
 func TestRunConnsDetectsLostSubscriptions(t *testing.T) {
-	b := newFakeBroker(t)
-	b.forgetEvery = 10
+	b := newFakeBroker(t, func(b *fakeBroker) { b.forgetEvery = 10 })
 	cfg := shortConfig(b.addr(), "conns", codec.QoS0)
 	cfg.Duration = 100 * time.Millisecond
 	cfg.Drain = 300 * time.Millisecond
@@ -175,8 +181,7 @@ func TestRunConnsDetectsLostSubscriptions(t *testing.T) {
 }
 
 func TestRunRefusedConnect(t *testing.T) {
-	b := newFakeBroker(t)
-	b.refuse = codec.ConnRefusedNotAuthorized
+	b := newFakeBroker(t, func(b *fakeBroker) { b.refuse = codec.ConnRefusedNotAuthorized })
 	for _, scenario := range []string{"fanin", "conns"} {
 		_, err := Run(t.Context(), shortConfig(b.addr(), scenario, codec.QoS0), nil)
 		assert.ErrorIs(t, err, ErrRefused, scenario)

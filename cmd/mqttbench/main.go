@@ -105,7 +105,10 @@ func parseFlags(args []string, stderr io.Writer) (cfg bench.Config, strict, quie
 	fs.IntVar(&cfg.Subscribers, "subscribers", cfg.Subscribers, "fanout: subscribers")
 	fs.IntVar(&cfg.Pairs, "pairs", cfg.Pairs, "pairs: publisher/subscriber pairs")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "conns: idle subscribed connections")
-	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "connections set up concurrently")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "connections set up concurrently (conns: goroutines reading back the verification messages)")
+	fs.IntVar(&cfg.ConnInflight, "conn-inflight", cfg.ConnInflight, "conns: connect+subscribe handshakes in flight at once on the tool's epoll engine")
+	pipeline := !cfg.NoPipeline
+	fs.BoolVar(&pipeline, "pipeline", pipeline, "conns: send CONNECT and SUBSCRIBE in one write, before the CONNACK (false: wait for the CONNACK, then SUBSCRIBE; every broker sees the same client)")
 	fs.IntVar(&cfg.Spread, "spread", cfg.Spread, "source addresses 127.0.0.1..N used in turn (past ~28k connections)")
 	fs.BoolVar(&cfg.Persistent, "persistent", cfg.Persistent, "subscribers keep a persistent session (measures a durable store's cost)")
 	fs.DurationVar(&cfg.KeepAlive, "keepalive", cfg.KeepAlive, "MQTT keepalive in whole seconds (0: off)")
@@ -139,6 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg bench.Config, strict, quie
 		return cfg, false, false, fmt.Errorf("-qos %d: want 0, 1 or 2", qos)
 	}
 	cfg.QoS = codec.QoS(qos)
+	cfg.NoPipeline = !pipeline
 	return cfg, strict, quiet, cfg.Validate()
 }
 

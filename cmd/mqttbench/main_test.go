@@ -42,6 +42,13 @@ func TestParseFlags(t *testing.T) {
 	cfg, _, _, err = parseFlags([]string{"-scenario", "fanin"}, &stderr)
 	require.NoError(t, err)
 	assert.Equal(t, 2*time.Second, cfg.Warmup, "the command line warms up by default")
+	assert.False(t, cfg.NoPipeline, "pipelined by default")
+	assert.Equal(t, 64, cfg.ConnInflight)
+
+	cfg, _, _, err = parseFlags([]string{"-scenario", "conns", "-pipeline=false", "-conn-inflight", "500"}, &stderr)
+	require.NoError(t, err)
+	assert.True(t, cfg.NoPipeline)
+	assert.Equal(t, 500, cfg.ConnInflight)
 }
 
 func TestParseFlagsErrors(t *testing.T) {
@@ -52,6 +59,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"-scenario", "fanin", "-version", "4.0"},
 		{"-scenario", "fanin", "-addr", "192.0.2.1:1883"},
 		{"-scenario", "fanin", "extra"},
+		{"-scenario", "conns", "-conn-inflight", "-1"},
 	} {
 		var stderr strings.Builder
 		_, _, _, err := parseFlags(args, &stderr)
