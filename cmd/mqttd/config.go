@@ -168,8 +168,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 
 	fs.StringVar(&o.logLevel, "log.level", "info", "log level: trace, debug, info, warn, error")
 	fs.StringVar(&o.pprofAddr, "debug.pprof-addr", "off", "serve Go's pprof profiles on this address (loopback only), or off")
-	o.gcMinHeap = 64 << 20
-	fs.Var(&o.gcMinHeap, "gc.min-heap", "heap growth allowed at least between two garbage collections (0: Go's default, GOGC=100; an explicit GOGC in the environment wins)")
+	fs.Var(&o.gcMinHeap, "gc.min-heap", "heap growth allowed at least between two garbage collections, e.g. 64MiB (0: Go's default, GOGC=100; an explicit GOGC in the environment wins)")
 	fs.StringVar(&o.logFormat, "log.format", "auto", "log format: auto (console on a terminal, else JSON), console or json")
 	return fs
 }

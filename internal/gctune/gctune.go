@@ -49,7 +49,11 @@ func Start(cfg Config) *Tuner {
 	if cfg.Percent <= 0 {
 		cfg.Percent = 100
 	}
-	t := &Tuner{cfg: cfg, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	t := &Tuner{cfg: cfg, sample: []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/scan/stack:bytes"},
+		{Name: "/gc/scan/globals:bytes"},
+	}}
 	t.tune()
 	t.arm()
 	return t
@@ -92,7 +96,10 @@ func (t *Tuner) arm() {
 }
 
 // tune sets GOGC so that the next collection comes after max(Min,
-// live*Percent/100) bytes of growth.
+// base*Percent/100) bytes of growth. The runtime applies GOGC to the live
+// heap plus the stacks and globals it scans, so base counts all three: a
+// high GOGC on a small heap with large roots would otherwise allow far
+// more than Min.
 func (t *Tuner) tune() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -100,33 +107,37 @@ func (t *Tuner) tune() {
 		return
 	}
 	metrics.Read(t.sample)
-	var live uint64
-	if v := t.sample[0].Value; v.Kind() == metrics.KindUint64 {
-		live = v.Uint64()
+	var base uint64
+	for _, s := range t.sample {
+		if s.Value.Kind() == metrics.KindUint64 {
+			base += s.Value.Uint64()
+		}
 	}
-	p := percentFor(live, t.cfg)
+	p := percentFor(base, t.cfg)
 	if p != t.last {
 		debug.SetGCPercent(p)
 		t.last = p
 	}
 }
 
-// maxPercent bounds GOGC on a nearly empty heap.
-const maxPercent = 10000
+// heapMinimum is the runtime's smallest heap goal at GOGC=100; it scales
+// with GOGC, so a GOGC of p never collects below heapMinimum*p/100.
+const heapMinimum = 4 << 20
 
-// percentFor is the GOGC that lets a heap of live bytes grow by at least
-// cfg.Min, rounded to a multiple of 10 so that small changes of the live
-// heap do not reset it every cycle.
-func percentFor(live uint64, cfg Config) int {
-	if live == 0 {
-		return maxPercent
+// percentFor is the GOGC that lets the heap grow by about cfg.Min when
+// GOGC applies to base bytes (live heap, stacks, globals; 0 before the
+// first collection), and by no less than cfg.Percent of base. It is
+// bounded so that the runtime's minimum heap goal (which GOGC scales) stays
+// within base+Min, and rounded to a multiple of 10 so that small changes
+// do not reset it every cycle.
+func percentFor(base uint64, cfg Config) int {
+	limit := (base + cfg.Min) * 100 / heapMinimum
+	need := limit
+	if base > 0 {
+		need = min(cfg.Min*100/base, limit)
 	}
-	need := cfg.Min * 100 / live
 	if need <= uint64(cfg.Percent) {
 		return cfg.Percent
 	}
-	if need >= maxPercent {
-		return maxPercent
-	}
-	return int((need + 9) / 10 * 10)
+	return int(need / 10 * 10)
 }

@@ -13,19 +13,23 @@ import (
 func TestPercentFor(t *testing.T) {
 	cfg := Config{Min: 64 << 20, Percent: 100}
 	for _, tc := range []struct {
-		live uint64
+		base uint64
 		want int
 	}{
-		{0, maxPercent},
-		{1 << 10, maxPercent},             // 64 MiB on 1 KiB: capped
-		{8 << 20, 800},                    // 64 MiB on 8 MiB
-		{10 << 20, 640},                   // 640 exactly
-		{11 << 20, 590},                   // 581.8 rounded up to a multiple of 10
-		{64 << 20, 100},                   // the proportional rule takes over
-		{1 << 30, 100},                    // large heap: GOGC's own rule
-		{uint64(64<<20) * 100 / 150, 150}, // just above the base
+		{0, 1600},       // before the first collection: heap minimum 4 MiB*16 = 64 MiB
+		{1 << 10, 1600}, // tiny heap: bounded by the scaled heap minimum
+		{8 << 20, 800},  // 64 MiB on 8 MiB
+		{10 << 20, 640}, // 640 exactly
+		{11 << 20, 580}, // 581.8 rounded down to a multiple of 10
+		{64 << 20, 100}, // the proportional rule takes over
+		{1 << 30, 100},  // large heap: GOGC's own rule
+		{uint64(64<<20) * 100 / 150, 150},
 	} {
-		assert.Equal(t, tc.want, percentFor(tc.live, cfg), "live %d", tc.live)
+		got := percentFor(tc.base, cfg)
+		assert.Equal(t, tc.want, got, "base %d", tc.base)
+		// What the runtime then allows: never far beyond base+Min.
+		goal := max(tc.base+tc.base*uint64(got)/100, heapMinimum*uint64(got)/100)
+		assert.LessOrEqual(t, goal, max(tc.base+cfg.Min, tc.base*2)+heapMinimum, "base %d", tc.base)
 	}
 	assert.Equal(t, 200, percentFor(1<<30, Config{Min: 64 << 20, Percent: 200}))
 }
