@@ -98,17 +98,6 @@ type item struct {
 	size    int64          // bytes it holds in memory, for QueueBytes
 }
 
-func (it *item) record(cfg *Config) *record {
-	switch {
-	case it.msg != nil:
-		return deviceRecord(it.msg, it.parent, it.ordered)
-	case it.ev != nil:
-		return presenceRecord(it.ev, cfg.ConnectTopic, cfg.DisconnectTopic)
-	default:
-		return it.rec
-	}
-}
-
 // New opens the spool, loads the registered parent topics from kv and
 // starts a new presence generation. b receives the commands; it may be
 // nil here and given with SetBroker before Start (the broker's Config
@@ -349,11 +338,25 @@ func (br *Bridge) writeLoop() {
 	tick := time.NewTicker(br.cfg.SyncInterval)
 	defer tick.Stop()
 	var (
-		buf     []byte
+		enc     recordEncoder
+		w       spoolWriter
 		spare   []item
 		durable []func(error) // AckLocal: released after the next synced commit
 	)
 	commit := func() {
+		// Items in the spool no longer count against QueueBytes. Done
+		// here, once per batch (and before waiting for room), rather
+		// than under the intake lock for every item.
+		if w.freed != 0 {
+			br.in.Lock()
+			br.in.bytes -= w.freed
+			br.in.Unlock()
+			w.freed = 0
+		}
+		if w.spooled != 0 {
+			br.m.spooled.Add(w.spooled)
+			w.spooled = 0
+		}
 		if err := br.sp.Commit(local); err != nil {
 			br.log.Error().Err(err).Msg("kafkabridge: spool commit failed")
 			for _, d := range durable {
@@ -364,8 +367,10 @@ func (br *Bridge) writeLoop() {
 				d(nil)
 			}
 		}
+		clear(durable) // the callbacks hold connections: let them go
 		durable = durable[:0]
 	}
+	w.commit = commit
 	for {
 		br.in.Lock()
 		var items []item
@@ -396,14 +401,12 @@ func (br *Bridge) writeLoop() {
 		}
 		for i := range items {
 			it := &items[i]
-			buf = it.record(&br.cfg).appendTo(buf[:0])
-			seq, err := br.appendWaiting(buf, commit)
-			br.in.Lock()
-			br.in.bytes -= it.size
-			br.in.Unlock()
+			data := enc.item(it, &br.cfg)
+			seq, err := br.appendWaiting(&w, data)
+			w.freed += it.size
 			switch {
 			case err == nil:
-				br.m.spooled.Add(1)
+				w.spooled++
 				if it.done != nil {
 					if local {
 						durable = append(durable, it.done)
@@ -417,7 +420,7 @@ func (br *Bridge) writeLoop() {
 				// Can never be stored: counted, logged, released (holding
 				// it would make the client resend it forever).
 				br.m.failed.Add(1)
-				br.log.Error().Int("bytes", len(buf)).Msg("kafkabridge: record larger than a spool segment: not stored")
+				br.log.Error().Int("bytes", len(data)).Msg("kafkabridge: record larger than a spool segment: not stored")
 				if it.done != nil {
 					it.done(nil)
 				}
@@ -431,28 +434,38 @@ func (br *Bridge) writeLoop() {
 					br.m.dropped.Add(1)
 				}
 			}
-			it.msg, it.ev, it.rec, it.done = nil, nil, nil, nil
+			*it = item{} // the spare slice must not keep messages alive
 		}
 		commit()
 		spare = items
 	}
 }
 
+// spoolWriter is the writer goroutine's state between two commits.
+type spoolWriter struct {
+	commit  func() // commits the spool and releases what waits for it
+	freed   int64  // intake bytes now in the spool, not yet subtracted
+	spooled uint64 // records appended, not yet counted in Metrics
+	full    bool   // this writer raised AlarmSpoolFull
+}
+
 // appendWaiting appends one record, waiting while the spool is full: the
 // alarm is raised, what is buffered is committed (so the producer can
 // free segments) and the writer waits for room. It gives up with
 // ErrClosed when the bridge closes and the producer has stopped.
-func (br *Bridge) appendWaiting(data []byte, commit func()) (uint64, error) {
+func (br *Bridge) appendWaiting(w *spoolWriter, data []byte) (uint64, error) {
 	for {
 		seq, err := br.sp.Append(data)
 		if !errors.Is(err, spool.ErrFull) {
-			if err == nil {
+			if err == nil && w.full {
 				br.setSpoolFull(false)
+				w.full = false
 			}
 			return seq, err
 		}
-		commit()
+		w.commit()
 		br.setSpoolFull(true)
+		w.full = true
 		select {
 		case <-br.sp.Space():
 		case <-br.sendCtx.Done():

@@ -18,6 +18,12 @@
 //	    ──writer──▶ spool (disk, SpoolMaxBytes; fsync per batch in AckLocal)
 //	    ──sender──▶ Kafka (idempotent producer, Config.Pipeline rounds in flight, snappy)
 //
+// The writer encodes a device message straight into its spool record,
+// JSON value included, in buffers it reuses (value.go: byte for byte what
+// encoding/json would write, without its reflection and allocations); the
+// sender decodes a round of spool records and builds its sarama messages
+// in a few slabs.
+//
 // The on-disk spool (package spool) is the bridge's write-ahead log: every
 // record passes through it, so one ordered pipeline carries records in the
 // order they were accepted, across Kafka outages, retries and restarts. A

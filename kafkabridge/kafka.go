@@ -108,9 +108,10 @@ func (p *saramaProducer) Send(ctx context.Context, recs []*record) *sendResult {
 	p.mu.Lock()
 	p.mu.rounds[p.round] = pr
 	p.mu.Unlock()
-	for i, r := range recs {
+	msgs := newMessages(recs, p.round)
+	for i := range msgs {
 		select {
-		case p.ap.Input() <- toMessage(r, msgTag{p.round, i}):
+		case p.ap.Input() <- &msgs[i]:
 		case <-ctx.Done():
 			// The rest never reaches Kafka.
 			p.mu.Lock()
@@ -162,7 +163,7 @@ func (p *saramaProducer) route() {
 				err = errors.New("kafkabridge: produce failed without an error")
 			}
 		}
-		t, ok := m.Metadata.(msgTag)
+		t, ok := m.Metadata.(*msgTag)
 		if !ok {
 			continue
 		}
@@ -174,18 +175,37 @@ func (p *saramaProducer) route() {
 	}
 }
 
-func toMessage(r *record, tag msgTag) *sarama.ProducerMessage {
-	m := &sarama.ProducerMessage{Topic: r.topic, Value: sarama.ByteEncoder(r.value), Metadata: tag}
-	if r.key != nil {
-		m.Key = sarama.ByteEncoder(r.key)
+// newMessages builds the sarama messages of a round in a few slabs, not
+// five allocations per record: sarama keeps pointers to the messages
+// (and to their key, value and tag) until it returns them, so the slabs
+// live as long as the round does.
+func newMessages(recs []*record, round uint64) []sarama.ProducerMessage {
+	nh := 0
+	for _, r := range recs {
+		nh += len(r.headers)
 	}
-	if len(r.headers) > 0 {
-		m.Headers = make([]sarama.RecordHeader, len(r.headers))
-		for i, h := range r.headers {
-			m.Headers[i] = sarama.RecordHeader{Key: h.key, Value: h.value}
+	msgs := make([]sarama.ProducerMessage, len(recs))
+	tags := make([]msgTag, len(recs))
+	enc := make([]sarama.ByteEncoder, 2*len(recs)) // value, key
+	hdrs := make([]sarama.RecordHeader, nh)
+	for i, r := range recs {
+		m := &msgs[i]
+		tags[i] = msgTag{round, i}
+		m.Topic, m.Metadata = r.topic, &tags[i]
+		enc[2*i] = r.value
+		m.Value = &enc[2*i]
+		if r.key != nil {
+			enc[2*i+1] = r.key
+			m.Key = &enc[2*i+1]
+		}
+		if len(r.headers) > 0 {
+			m.Headers, hdrs = hdrs[:len(r.headers):len(r.headers)], hdrs[len(r.headers):]
+			for j, h := range r.headers {
+				m.Headers[j] = sarama.RecordHeader{Key: h.key, Value: h.value}
+			}
 		}
 	}
-	return m
+	return msgs
 }
 
 // Close implements producer: sarama flushes what it holds and closes its

@@ -1,14 +1,10 @@
 package kafkabridge
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/mqttd/mqttd/broker"
 	"github.com/mqttd/mqttd/codec"
@@ -58,7 +54,7 @@ func (r *record) appendTo(dst []byte) []byte {
 		flags |= flagKey
 	}
 	dst = append(dst, recordVersion, flags)
-	dst = appendBytes(dst, []byte(r.topic))
+	dst = appendBytes(dst, r.topic)
 	if r.key != nil {
 		dst = appendBytes(dst, r.key)
 	}
@@ -71,19 +67,118 @@ func (r *record) appendTo(dst []byte) []byte {
 	return dst
 }
 
-func appendBytes(dst, b []byte) []byte {
+func appendBytes[T string | []byte](dst []byte, b T) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(b)))
 	return append(dst, b...)
 }
 
+// recordEncoder turns the intake's items into spool records in buffers it
+// reuses: a device message goes into the spool without an allocation.
+// The bytes it returns are valid until its next call. Writer goroutine
+// only.
+type recordEncoder struct {
+	rec   []byte // the spool record
+	value []byte // a device message's JSON value (its length prefixes it)
+}
+
+// maxKeptBuffer bounds what a recordEncoder keeps between records: a
+// rare huge record does not pin its buffers for good.
+const maxKeptBuffer = 1 << 20
+
+// item returns the spool record of an intake item.
+func (e *recordEncoder) item(it *item, cfg *Config) []byte {
+	switch {
+	case it.msg != nil:
+		return e.device(it.msg, it.parent, it.ordered)
+	case it.ev != nil:
+		return e.record(presenceRecord(it.ev, cfg.ConnectTopic, cfg.DisconnectTopic))
+	default:
+		return e.record(it.rec)
+	}
+}
+
+// record returns r's spool encoding.
+func (e *recordEncoder) record(r *record) []byte {
+	e.trim()
+	e.rec = r.appendTo(e.rec[:0])
+	return e.rec
+}
+
+// device returns the spool encoding of deviceRecord(m, parent, ordered),
+// without building the record.
+func (e *recordEncoder) device(m *broker.Message, parent string, ordered bool) []byte {
+	e.trim()
+	e.value = appendDeviceValue(e.value[:0], m)
+	var flags byte
+	if ordered {
+		flags |= flagKey
+	}
+	b := append(e.rec[:0], recordVersion, flags)
+	b = appendBytes(b, parent)
+	if ordered {
+		b = appendBytes(b, m.ClientID)
+	}
+	b = appendBytes(b, e.value)
+	b = binary.AppendUvarint(b, 3) // the headers, as in deviceRecord
+	b = appendBytes(b, HeaderClientID)
+	b = appendBytes(b, m.ClientID)
+	b = appendBytes(b, HeaderMQTTTopic)
+	b = appendBytes(b, m.Topic)
+	b = appendBytes(b, HeaderQoS)
+	var qos [20]byte
+	b = appendBytes(b, strconv.AppendUint(qos[:0], uint64(m.QoS), 10))
+	e.rec = b
+	return b
+}
+
+func (e *recordEncoder) trim() {
+	if cap(e.rec) > maxKeptBuffer {
+		e.rec = nil
+	}
+	if cap(e.value) > maxKeptBuffer {
+		e.value = nil
+	}
+}
+
 // decodeRecord decodes a spool record. The record's byte fields alias b.
 func decodeRecord(b []byte) (*record, error) {
+	r := &record{}
+	if err := new(recordDecoder).decode(r, b); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// recordDecoder decodes the spool records of a round with few
+// allocations: their headers come from a shared slab and consecutive
+// records of one topic share the topic string. One goroutine at a time.
+type recordDecoder struct {
+	headers []header // unused part of the current slab
+	topic   string   // the last topic decoded
+}
+
+// reserve makes room in the header slab for the headers of n device
+// records (3 each; presence events have 2).
+func (rd *recordDecoder) reserve(n int) {
+	if len(rd.headers) < 3*n {
+		rd.headers = make([]header, 3*n)
+	}
+}
+
+// decode decodes spool record b into r. r's byte fields alias b.
+func (rd *recordDecoder) decode(r *record, b []byte) error {
 	d := decoder{b: b}
 	if v := d.byte("version"); d.err == nil && v != recordVersion {
-		return nil, fmt.Errorf("%w: version %d", errBadRecord, v)
+		return fmt.Errorf("%w: version %d", errBadRecord, v)
 	}
 	flags := d.byte("flags")
-	r := &record{topic: string(d.bytes("topic"))}
+	*r = record{}
+	if t := d.bytes("topic"); string(t) == rd.topic { // compared without allocating
+		r.topic = rd.topic
+	} else {
+		r.topic = string(t)
+		rd.topic = r.topic
+	}
 	if flags&flagKey != 0 {
 		r.key = d.bytes("key")
 		if r.key == nil && d.err == nil {
@@ -96,7 +191,11 @@ func decodeRecord(b []byte) (*record, error) {
 		d.fail("header count")
 	}
 	if d.err == nil && n > 0 {
-		r.headers = make([]header, n)
+		if uint64(len(rd.headers)) < n {
+			rd.headers = make([]header, max(int(n), 64))
+		}
+		r.headers = rd.headers[:n:n]
+		rd.headers = rd.headers[n:]
 		for i := range r.headers {
 			r.headers[i].key = d.bytes("header key")
 			r.headers[i].value = d.bytes("header value")
@@ -106,9 +205,10 @@ func decodeRecord(b []byte) (*record, error) {
 		d.fail("trailing bytes")
 	}
 	if d.err != nil {
-		return nil, d.err
+		*r = record{}
+		return d.err
 	}
-	return r, nil
+	return nil
 }
 
 type decoder struct {
@@ -163,7 +263,8 @@ func (d *decoder) bytes(field string) []byte {
 }
 
 // deviceValue is the JSON value of a device message's record
-// (DESIGN.md, Kafka contract).
+// (DESIGN.md, Kafka contract). appendDeviceValue writes it; the struct is
+// the schema, for reading values back.
 type deviceValue struct {
 	ClientID        string `json:"clientId"`
 	Topic           string `json:"topic"`
@@ -180,18 +281,13 @@ const (
 )
 
 // deviceRecord builds the record of a device message for Kafka topic
-// parent; ordered records are keyed by the client ID.
+// parent; ordered records are keyed by the client ID. The writer does not
+// build records: it appends the same bytes straight into the spool
+// (recordEncoder.device).
 func deviceRecord(m *broker.Message, parent string, ordered bool) *record {
-	v := deviceValue{ClientID: m.ClientID, Topic: m.Topic, TS: m.Created.UnixMilli()}
-	if utf8.Valid(m.Payload) {
-		v.Payload = string(m.Payload)
-	} else {
-		v.Payload = base64.StdEncoding.EncodeToString(m.Payload)
-		v.PayloadEncoding = "base64"
-	}
 	r := &record{
 		topic: parent,
-		value: marshal(v),
+		value: appendDeviceValue(nil, m),
 		headers: []header{
 			{[]byte(HeaderClientID), []byte(m.ClientID)},
 			{[]byte(HeaderMQTTTopic), []byte(m.Topic)},
@@ -205,6 +301,8 @@ func deviceRecord(m *broker.Message, parent string, ordered bool) *record {
 }
 
 // presenceValue is the JSON value of a connect or disconnect event.
+// appendPresenceValue writes it; the struct is the schema, for reading
+// values back.
 type presenceValue struct {
 	ClientID        string `json:"clientid"`
 	TS              int64  `json:"ts"`  // ms since the epoch, when the event happened
@@ -243,27 +341,10 @@ func presenceRecord(e *presenceEvent, connectTopic, disconnectTopic string) *rec
 	if e.connect {
 		topic, event, reason = connectTopic, EventConnect, EventConnect
 	}
-	v := presenceValue{
-		ClientID:        e.info.ClientID,
-		TS:              e.ts,
-		Seq:             e.seq,
-		Event:           event,
-		Reason:          reason,
-		IP:              e.info.IP,
-		Protocol:        e.info.Protocol,
-		ProtocolVersion: versionString(e.info.Version),
-		Transport:       e.info.Transport,
-		Username:        e.info.Username,
-		Group:           e.info.Group,
-		Node:            e.info.Node,
-		KeepAlive:       e.info.KeepAlive,
-		CleanStart:      e.info.CleanStart,
-		ConnectedAt:     e.info.ConnectedAt.UnixMilli(),
-	}
 	return &record{
 		topic: topic,
 		key:   []byte(e.info.ClientID),
-		value: marshal(v),
+		value: appendPresenceValue(nil, e, event, reason),
 		headers: []header{
 			{[]byte(HeaderClientID), []byte(e.info.ClientID)},
 			{[]byte("event"), []byte(event)},
@@ -284,17 +365,4 @@ func versionString(v codec.Version) string {
 	default:
 		return strconv.Itoa(int(v))
 	}
-}
-
-// marshal encodes v as JSON without HTML escaping (payloads keep their
-// '<', '>' and '&').
-func marshal(v any) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		// Only strings, integers and booleans: cannot fail.
-		panic(fmt.Sprintf("kafkabridge: encoding a record value: %v", err))
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

@@ -139,3 +139,36 @@ func TestDecodeRecordErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordDecoderRound: records decoded by one recordDecoder (one
+// round) share a header slab and topic strings but not their contents.
+func TestRecordDecoderRound(t *testing.T) {
+	var want []record
+	for i := range 300 { // more headers than one slab holds
+		r := record{topic: "meter", value: []byte(numbered(i)),
+			headers: []header{{[]byte("clientId"), []byte("c" + numbered(i))}, {[]byte("n"), []byte(numbered(i))}}}
+		switch i % 3 {
+		case 1:
+			r.topic, r.key = "orderMsg2mq-"+numbered(i%2), []byte(numbered(i))
+		case 2:
+			r.headers = nil
+		}
+		want = append(want, r)
+	}
+	var rd recordDecoder
+	got := make([]record, len(want))
+	for i := range want {
+		require.NoError(t, rd.decode(&got[i], want[i].appendTo(nil)))
+	}
+	require.Error(t, rd.decode(&got[0], []byte{1, 0, 9}), "malformed")
+	require.NoError(t, rd.decode(&got[0], want[0].appendTo(nil)))
+	for i := range want {
+		assert.Equal(t, want[i].topic, got[i].topic, "record %d", i)
+		assert.Equal(t, want[i].key, got[i].key, "record %d", i)
+		assert.Equal(t, string(want[i].value), string(got[i].value), "record %d", i)
+		require.Len(t, got[i].headers, len(want[i].headers), "record %d", i)
+		for j := range want[i].headers {
+			assert.Equal(t, string(want[i].headers[j].value), string(got[i].headers[j].value), "record %d header %d", i, j)
+		}
+	}
+}

@@ -212,9 +212,12 @@ func (br *Bridge) sendLoop() {
 // counted, logged and released.
 func (br *Bridge) decodeEntries(ents []spool.Entry) []*record {
 	recs := make([]*record, 0, len(ents))
-	for _, e := range ents {
-		r, err := decodeRecord(e.Data)
-		if err != nil {
+	slab := make([]record, len(ents)) // one allocation for the round's records
+	var rd recordDecoder
+	rd.reserve(len(ents))
+	for i, e := range ents {
+		r := &slab[i]
+		if err := rd.decode(r, e.Data); err != nil {
 			br.m.failed.Add(1)
 			br.log.Error().Err(err).Uint64("seq", e.Seq).Msg("kafkabridge: undecodable spool record skipped")
 			br.release(e.Seq, nil)

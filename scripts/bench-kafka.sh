@@ -22,7 +22,13 @@
 #   ORDERED=1    an ordered parent topic (orderMsg2mq-...)
 #   MQTTD_FLAGS  extra flags for mqttd (e.g. -debug.pprof-addr 127.0.0.1:6060)
 #   BENCH_FLAGS  extra flags for mqttbench
+#   MQTTD_CPUS   pin mqttd to these CPUs (taskset -c list, e.g. 0); default: not pinned
+#   BENCH_CPUS   pin mqttbench likewise (e.g. 1)
 #   KEEP=1       keep the work directory (mqttd logs)
+#
+# After each case it prints (stderr) the CPU Kafka used while mqttbench
+# ran and how busy the whole machine was: on a small machine Kafka, the
+# broker, the tool and any other load share the same cores.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -110,6 +116,34 @@ if [ "$ORDERED" = 1 ]; then
 fi
 read -r -a extra_mqttd <<<"${MQTTD_FLAGS:-}"
 read -r -a extra_bench <<<"${BENCH_FLAGS:-}"
+pin_mqttd=()
+pin_bench=()
+if [ -n "${MQTTD_CPUS:-}" ]; then
+	pin_mqttd=(taskset -c "$MQTTD_CPUS")
+fi
+if [ -n "${BENCH_CPUS:-}" ]; then
+	pin_bench=(taskset -c "$BENCH_CPUS")
+fi
+kafka_pidfile="${KAFKA_RUN_DIR:-${TMPDIR:-/tmp}/mqttd-kafka-$KAFKA_PORT}/kafka.pid"
+
+# cpu_ticks PID: user+system CPU time of a process, in clock ticks (0 if gone).
+cpu_ticks() {
+	local f
+	f="$(cat "/proc/$1/stat" 2>/dev/null)" || {
+		echo 0
+		return
+	}
+	f="${f##*) }" # the fields after the command name
+	read -r -a f <<<"$f"
+	echo $((f[11] + f[12]))
+}
+
+# machine_ticks: busy and total clock ticks of all CPUs.
+machine_ticks() {
+	local _ user nice sys idle iowait irq softirq steal
+	read -r _ user nice sys idle iowait irq softirq steal _ </proc/stat
+	echo "$((user + nice + sys + irq + softirq + steal)) $((user + nice + sys + idle + iowait + irq + softirq + steal))"
+}
 
 n=0
 for ack in $ACKS; do
@@ -120,7 +154,7 @@ for ack in $ACKS; do
 		data="$work/data-$n"
 		log="$work/mqttd-$n.log"
 		say "case $n: ack=$ack, QoS $QOS, $size-byte payload, $PUBLISHERS publishers"
-		"$work/mqttd" -mqtt.addr "127.0.0.1:$mqtt_port" -ws.addr off \
+		"${pin_mqttd[@]}" "$work/mqttd" -mqtt.addr "127.0.0.1:$mqtt_port" -ws.addr off \
 			-admin.addr "127.0.0.1:$admin_port" -admin.token "$TOKEN" \
 			-data-dir "$data" -allow-anonymous -kafka.brokers "127.0.0.1:$KAFKA_PORT" -kafka.ack "$ack" \
 			-log.level warn "${extra_mqttd[@]}" >"$log" 2>&1 &
@@ -130,12 +164,24 @@ for ack in $ACKS; do
 			die "mqttd did not start"
 		fi
 		rc=0
-		timeout 300 "$work/mqttbench" -scenario kafka -addr "127.0.0.1:$mqtt_port" -pid "$mqttd_pid" \
+		kafka_pid="$(cat "$kafka_pidfile" 2>/dev/null || echo 0)"
+		k0="$(cpu_ticks "$kafka_pid")"
+		read -r busy0 total0 <<<"$(machine_ticks)"
+		t0="$(date +%s%N)"
+		"${pin_bench[@]}" timeout 300 "$work/mqttbench" -scenario kafka -addr "127.0.0.1:$mqtt_port" -pid "$mqttd_pid" \
 			-kafka-brokers "127.0.0.1:$KAFKA_PORT" -admin-addr "127.0.0.1:$admin_port" -admin-token "$TOKEN" \
 			-qos "$QOS" -size "$size" -publishers "$PUBLISHERS" -inflight "$INFLIGHT" \
 			-warmup "$WARMUP" -duration "$DURATION" -drain "$DRAIN" -topic-prefix "benchkafka" \
 			-label mqttd -case "kafka-ack-$ack-q$QOS-$size" -quiet "${ordered_flag[@]}" "${extra_bench[@]}" \
 			>"$work/out-$n.txt" || rc=$?
+		t1="$(date +%s%N)"
+		k1="$(cpu_ticks "$kafka_pid")"
+		read -r busy1 total1 <<<"$(machine_ticks)"
+		awk -v k=$((k1 - k0)) -v hz="$(getconf CLK_TCK)" -v ns=$((t1 - t0)) -v b=$((busy1 - busy0)) \
+			-v t=$((total1 - total0)) -v cpus="$(nproc)" -v n="$n" 'BEGIN {
+			s = ns / 1e9
+			printf "bench-kafka: case %d: during the %.1fs of mqttbench: Kafka %.2f cores; machine %.2f of %d cores busy (everything on it)\n",
+				n, s, k / hz / s, (t > 0 ? cpus * b / t : 0), cpus }' >&2
 		grep -v '^RESULT ' "$work/out-$n.txt" >&2 || true
 		grep '^RESULT ' "$work/out-$n.txt" || true
 		if [ "$rc" -ne 0 ]; then

@@ -17,8 +17,10 @@
 //
 // Sequence numbers increase by one from frame to frame and across
 // segments. The cursor file holds the first sequence number not yet
-// acknowledged (8 bytes, big endian) and its CRC-32C (4 bytes); it is
-// replaced by write-and-rename.
+// acknowledged (8 bytes, big endian) and its CRC-32C (4 bytes). Open and
+// Close replace it durably (write, sync, rename); Ack overwrites its 12
+// bytes in place without a sync, so after a machine crash it may be older
+// than the last Ack (records are sent again, never lost).
 //
 // # Recovery
 //

@@ -155,6 +155,24 @@ func TestRestartResumesAtCursor(t *testing.T) {
 	require.NoError(t, s.Close())
 }
 
+// TestAckCursorWithoutClose: the cursor Ack saves (in place, no sync) is
+// what a process that died without Close restarts from.
+func TestAckCursorWithoutClose(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 512}
+	s := open(t, o)
+	appendN(t, s, 0, 50)
+	ents := readAll(t, s, 50)
+	require.NoError(t, s.Ack(ents[10].Seq))
+	require.NoError(t, s.Ack(ents[30].Seq)) // records 0..29 done
+
+	crashed := open(t, o) // s never closes: as after kill -9
+	assert.Equal(t, uint64(20), crashed.Stats().Backlog, "backlog after the restart")
+	requireRecords(t, readAll(t, crashed, 20), 30)
+	require.NoError(t, crashed.Close())
+	s.Close()
+}
+
 func TestRestartAfterEverythingAcked(t *testing.T) {
 	dir := t.TempDir()
 	o := Options{Dir: dir, SegmentBytes: 256, MaxBytes: 1 << 20}
