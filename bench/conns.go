@@ -109,6 +109,9 @@ func runConns(ctx context.Context, r *runner) (*Result, error) {
 	if r.pid > 0 {
 		if u, err := readProcUsage(r.pid); err == nil {
 			res.BrokerCPU = (u.CPU - brokerCPU0).Seconds() / elapsed.Seconds()
+			if res.Connected > 0 {
+				res.BrokerUsPerConnect = float64((u.CPU - brokerCPU0).Microseconds()) / float64(res.Connected)
+			}
 		}
 	}
 

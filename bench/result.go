@@ -66,10 +66,14 @@ type Result struct {
 	ConnectS      float64 `json:"connect_s,omitempty"`
 	ConnectPerSec float64 `json:"connect_per_sec,omitempty"`
 	ConnectP99us  float64 `json:"connect_p99_us,omitempty"` // one connect+subscribe
-	Verified      int     `json:"verified,omitempty"`       // connections that got the final message
-	RSSBefore     int64   `json:"rss_before_bytes,omitempty"`
-	RSSAfter      int64   `json:"rss_after_bytes,omitempty"`
-	RSSPerConn    float64 `json:"rss_per_conn_bytes,omitempty"`
+	// BrokerUsPerConnect is the broker's CPU time per connect+subscribe in
+	// the connect phase: what the rate would be bounded by once the tool
+	// is not the bottleneck (pid known).
+	BrokerUsPerConnect float64 `json:"broker_us_per_connect,omitempty"`
+	Verified           int     `json:"verified,omitempty"` // connections that got the final message
+	RSSBefore          int64   `json:"rss_before_bytes,omitempty"`
+	RSSAfter           int64   `json:"rss_after_bytes,omitempty"`
+	RSSPerConn         float64 `json:"rss_per_conn_bytes,omitempty"`
 
 	// Broker and tool resources over the window (pid known).
 	BrokerPID int     `json:"broker_pid,omitempty"`
@@ -137,6 +141,9 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	if r.Scenario == "conns" {
 		p("connections      %d of %d connected and subscribed in %.2fs: %s connects/s (p99 %s each)\n",
 			r.Connected, r.Conns, r.ConnectS, si(r.ConnectPerSec), us(r.ConnectP99us))
+		if r.BrokerUsPerConnect > 0 {
+			p("broker CPU       %.1f µs per connect+subscribe\n", r.BrokerUsPerConnect)
+		}
 		p("verified         %d of %d got a message on their topic after %.0fs idle\n", r.Verified, r.Connected,
 			r.DurationS)
 		if r.RSSAfter > 0 {
