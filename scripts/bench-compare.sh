@@ -125,6 +125,7 @@ fanout-q0 | fanout 1→$FANOUT_SUBS, QoS 0, deliveries/s | delivered_per_sec | >
 latency-q1 | fanin 8→1 QoS 1 at a fixed 20k msgs/s, p99 latency | p99_us | <= | 0.5 | -scenario fanin -publishers 8 -qos 1 -rate 20000
 rss-conns | $RSS_CONNS idle subscribed connections, broker RSS bytes per connection | rss_per_conn_bytes | <= | 1 | -scenario conns -conns $RSS_CONNS -spread 4 -duration 5s
 connect-rate | connect+subscribe rate, $RATE_CONNS connections | connect_per_sec | >= | 2 | -scenario conns -conns $RATE_CONNS -spread 4 -duration 1s
+connect-cpu | broker CPU per connect+subscribe, $RATE_CONNS connections (the tool's core bounds the rate above) | broker_us_per_connect | <= | 0.5 | -scenario conns -conns $RATE_CONNS -spread 4 -duration 1s
 fanin-q1-durable | fanin 8→1, QoS 1 to a persistent subscriber, durable store (BROKERS=mqttd: no counterpart) | delivered_per_sec | >= | 1 | -scenario fanin -publishers 8 -qos 1 -persistent
 EOF
 
