@@ -326,5 +326,10 @@ if [ -n "$conf" ]; then
 fi
 bin/mqttbench report -title "$title" -cases "$run_cases" -results "$results" -machine "$machine" \
 	-commands "$commands" -notes "$notes.md" -runs "$RUNS" -candidate mqttd -reference mosquitto >"$OUT.tmp"
+# Notes written by hand (profiles, what is missed and why) follow the
+# generated part when the report goes to its default place.
+if [ -s "$root/bench/NOTES.md" ] && { [ "$OUT" = bench/RESULTS.md ] || [ "$OUT" = "$root/bench/RESULTS.md" ]; }; then
+	{ echo; cat "$root/bench/NOTES.md"; } >>"$OUT.tmp"
+fi
 mv "$OUT.tmp" "$OUT"
 say "wrote $OUT"
