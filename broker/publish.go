@@ -418,12 +418,12 @@ func (b *Broker) route(m *session.Message, publisher string, ds *routing, online
 	for _, d := range mt.merge(m, publisher) {
 		b.deliver(d.s, d.Delivery, now, ds, onlineOnly)
 	}
-	for _, g := range mt.groups {
-		ms := g.members
+	for _, gm := range mt.groups {
+		ms := gm.members
 		if len(ms) == 0 {
 			continue
 		}
-		start := int(g.next.Add(1))
+		start := int(gm.g.next.Add(1))
 		pick := -1
 		// Prefer an online member; fall back to the next in turn.
 		for k := 0; k < len(ms); k++ {

@@ -216,11 +216,19 @@ func (t *trie) remove(s *session.Session, clientID, group, filter string) bool {
 // matcher collects the subscribers of one topic. Reused through a pool so
 // that matching allocates nothing once warm.
 type matcher struct {
-	plain  []subEntry    // every matching plain subscription (a client may appear more than once)
-	groups []*shareGroup // every matching shared group
+	plain  []subEntry   // every matching plain subscription (a client may appear more than once)
+	groups []groupMatch // every matching shared group
 	levels [maxLevels]string
 	out    []target
 	idx    map[*session.Session]int
+}
+
+// groupMatch is a matching shared group with its members as they were
+// under the trie's read lock: members is copy-on-write, so the slice
+// stays valid while a concurrent (un)subscribe replaces the field.
+type groupMatch struct {
+	g       *shareGroup
+	members []subEntry
 }
 
 // target is one session's merged delivery.
@@ -333,6 +341,6 @@ func (t *trie) collect(n *node, m *matcher) {
 		m.plain = append(m.plain, e)
 	}
 	for _, g := range n.shared {
-		m.groups = append(m.groups, g)
+		m.groups = append(m.groups, groupMatch{g: g, members: g.members})
 	}
 }

@@ -249,3 +249,38 @@ func TestTrieManySubscribersOneFilter(t *testing.T) {
 	assert.EqualValues(t, 0, tr.count.Load())
 	assert.Empty(t, tr.root.children)
 }
+
+// TestTrieSharedMembersAfterUnlock: routing reads a shared group's members
+// after the trie's lock is released while (un)subscribes replace them; the
+// matcher keeps the slice it saw (run with -race).
+func TestTrieSharedMembersAfterUnlock(t *testing.T) {
+	tr := &trie{}
+	a, b := session.New("a", ""), session.New("b", "")
+	tr.add(a, "g", "t/+", session.Subscription{Filter: "$share/g/t/+"})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2000 {
+			tr.add(b, "g", "t/+", session.Subscription{Filter: "$share/g/t/+"})
+			tr.remove(b, "b", "g", "t/+")
+		}
+	}()
+	seen := 0
+	for {
+		select {
+		case <-done:
+			assert.Positive(t, seen)
+			return
+		default:
+		}
+		m := &matcher{}
+		tr.match("t/1", m)
+		for _, gm := range m.groups {
+			for _, e := range gm.members {
+				if e.s.ClientID != "" {
+					seen++
+				}
+			}
+		}
+	}
+}
