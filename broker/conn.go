@@ -96,6 +96,7 @@ type conn struct {
 
 	willExpiry uint32 // loop-owned: will's Message Expiry Interval, seconds; 0: none
 	maxOut     uint32 // session-guarded: client's Maximum Packet Size; 0: protocol maximum
+	slot       int32  // index in the broker's connection shard; -1: not registered (under the shard's lock)
 
 	aliasInMax   uint16 // loop-owned
 	effKeepAlive uint16 // loop-owned: the keepalive in force, for clientInfo
@@ -172,6 +173,7 @@ func newConn(b *Broker, tc transport.Conn) *conn {
 		id:       connSeq.Add(1),
 		openedAt: time.Now().UnixNano(),
 		problem:  true,
+		slot:     -1,
 	}
 	c.lastRecv.Store(c.openedAt)
 	c.doneFn = c.written
