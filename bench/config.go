@@ -127,7 +127,22 @@ type Config struct {
 	// KafkaOrdered makes the kafka scenario's parent topic ordered: the
 	// TopicPrefix gets the orderMsg2mq- prefix. Default false.
 	KafkaOrdered bool
+	// KafkaVerify is when the kafka scenario reads the records back:
+	// KafkaVerifyLive (default) during the whole run, in the tool's
+	// process and on its CPU, so the reading competes with the publishers;
+	// KafkaVerifyAfter only once the window is over, from the same start
+	// offsets and with the same checks, taking the arrival time of a record
+	// from its Kafka timestamp instead of the moment the tool read it.
+	// After cannot drive a QoS 0 window (QoS0Window), which needs the
+	// records while the publishers run.
+	KafkaVerify string
 }
+
+// The values of Config.KafkaVerify.
+const (
+	KafkaVerifyLive  = "live"
+	KafkaVerifyAfter = "after"
+)
 
 // DefaultConfig returns the defaults of cmd/mqttbench's flags.
 func DefaultConfig() Config {
@@ -153,6 +168,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.ConnectTimeout, 10*time.Second)
 	setDefault(&c.TopicPrefix, "bench")
 	setDefault(&c.AdminAddr, "127.0.0.1:8080")
+	setDefault(&c.KafkaVerify, KafkaVerifyLive)
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -273,6 +289,16 @@ func (c *Config) validateKafka() error {
 	}
 	if !isLoopback(c.AdminAddr) {
 		return bad("admin-addr", "%q is not a loopback host:port", c.AdminAddr)
+	}
+	switch c.KafkaVerify {
+	case KafkaVerifyLive:
+	case KafkaVerifyAfter:
+		if c.QoS == codec.QoS0 && c.QoS0Window > 0 {
+			return bad("kafka-verify", "%q reads no record during the window, so it cannot drive "+
+				"-qos0-window: use %q or no window", c.KafkaVerify, KafkaVerifyLive)
+		}
+	default:
+		return bad("kafka-verify", "%q, want %q or %q", c.KafkaVerify, KafkaVerifyLive, KafkaVerifyAfter)
 	}
 	// The prefix is the parent topic: one topic level, and a Kafka topic
 	// name (249 characters at most, with the ordered prefix).

@@ -95,6 +95,14 @@ func registerParent(ctx context.Context, cfg *Config, parent string) error {
 // subscriber checks deliveries. One goroutine per partition decodes the
 // records; the checker state below mu is shared by them.
 //
+// When: in live mode (Config.KafkaVerify) the partition consumers run from
+// the start of the warm-up, and a record arrives when the tool reads it.
+// In after mode nothing is read before the window ends: the consumers
+// start then (the drain waits for them as it waits for live ones), and a
+// record arrives at its Kafka timestamp. Either way stop, after the drain,
+// reads every partition up to the end offset it has at that moment, so
+// both modes check the same records.
+//
 // Order: a normal topic spreads one client's records over the partitions,
 // so their order across partitions means nothing; a record counts as
 // reordered only when it comes after a higher sequence number of the same
@@ -104,18 +112,25 @@ func registerParent(ctx context.Context, cfg *Config, parent string) error {
 // show up in two partitions is an error.
 type kafkaReceiver struct {
 	cfg     *Config
+	ctx     context.Context // the run's: once it is done, stop reads no further
 	topic   string
 	ordered bool
+	after   bool     // KafkaVerifyAfter
 	pubs    []string // the publishers' MQTT topics
 	ids     []string // and client IDs, by publisher index
 
 	client   sarama.Client
 	consumer sarama.Consumer
 	parts    []int32
-	pcs      []sarama.PartitionConsumer
+	offs     []int64 // by partition: the newest offset before the run, where reading starts
+	// pcs are the partition consumers: live mode makes them before the
+	// run; after mode makes them in start's goroutine, and only it uses
+	// them.
+	pcs []sarama.PartitionConsumer
 
 	ps       *pubsubRun // set by start; its times are fixed by then
 	wg       sync.WaitGroup
+	quit     chan struct{} // closed by stop: the readers close their consumers
 	stopOnce sync.Once
 	started  bool // start ran (written before the goroutines start)
 
@@ -127,11 +142,16 @@ type kafkaReceiver struct {
 		hist       Histogram
 
 		uniqueWin, dups, late, unexpected, malformed, deliveredWin uint64
+		// inKafkaWin counts the window's records (those in uniqueWin)
+		// whose Kafka timestamp is before the end of the window.
+		inKafkaWin uint64
+		noTS       uint64 // records without a Kafka timestamp
 	}
 	errs errorList
 
 	delivered  atomic.Uint64   // every record, for progress
 	uniqueWinA atomic.Uint64   // mu.uniqueWin, for the drain
+	next       []atomic.Int64  // by partition: the offset after the last record read
 	seen       []atomic.Uint64 // QoS 0 window: each publisher's progress (nil without a window)
 }
 
@@ -149,8 +169,7 @@ func newKafkaReceiver(ctx context.Context, cfg *Config, topic string, pubs, ids 
 	if err != nil {
 		return nil, fmt.Errorf("bench: connecting to Kafka %s: %w", cfg.KafkaBrokers, err)
 	}
-	kr := &kafkaReceiver{cfg: cfg, topic: topic, ordered: strings.HasPrefix(topic, OrderedPrefix), pubs: pubs,
-		ids: ids, client: client}
+	kr := &kafkaReceiver{client: client}
 	ok := false
 	defer func() {
 		if !ok {
@@ -159,10 +178,11 @@ func newKafkaReceiver(ctx context.Context, cfg *Config, topic string, pubs, ids 
 	}()
 	// The bridge created the topic when the parent topic was registered;
 	// its metadata may take a moment to show.
+	var parts []int32
 	deadline := time.Now().Add(cfg.ConnectTimeout)
 	for {
 		if err = client.RefreshMetadata(topic); err == nil {
-			if kr.parts, err = client.Partitions(topic); err == nil && len(kr.parts) > 0 {
+			if parts, err = client.Partitions(topic); err == nil && len(parts) > 0 {
 				break
 			}
 		}
@@ -173,22 +193,36 @@ func newKafkaReceiver(ctx context.Context, cfg *Config, topic string, pubs, ids 
 			return nil, ctx.Err()
 		}
 	}
+	kr.init(ctx, cfg, topic, pubs, ids, parts)
 	if kr.consumer, err = sarama.NewConsumerFromClient(client); err != nil {
 		return nil, fmt.Errorf("bench: Kafka consumer: %w", err)
 	}
-	for _, p := range kr.parts {
-		off, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
+	for i, p := range kr.parts {
+		if kr.offs[i], err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
 			return nil, fmt.Errorf("bench: Kafka topic %q partition %d: newest offset: %w", topic, p, err)
 		}
-		pc, err := kr.consumer.ConsumePartition(topic, p, off)
-		if err != nil {
-			return nil, fmt.Errorf("bench: Kafka topic %q partition %d: %w", topic, p, err)
-		}
-		kr.pcs = append(kr.pcs, pc)
+		kr.next[i].Store(kr.offs[i])
 	}
+	if !kr.after {
+		if kr.pcs, err = kr.consumePartitions(); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return kr, nil
+}
+
+// init sets up the checker state of a receiver of topic's partitions
+// parts. The offsets to read from (offs) are left at 0.
+func (kr *kafkaReceiver) init(ctx context.Context, cfg *Config, topic string, pubs, ids []string, parts []int32) {
+	kr.cfg, kr.ctx, kr.topic, kr.pubs, kr.ids, kr.parts = cfg, ctx, topic, pubs, ids, parts
+	kr.ordered = strings.HasPrefix(topic, OrderedPrefix)
+	kr.after = cfg.KafkaVerify == KafkaVerifyAfter
+	kr.quit = make(chan struct{})
+	kr.offs = make([]int64, len(parts))
+	kr.next = make([]atomic.Int64, len(parts))
 	kr.mu.streams = make([]Stream, len(pubs))
-	kr.mu.top = make([][]uint64, len(kr.parts))
+	kr.mu.top = make([][]uint64, len(parts))
 	for i := range kr.mu.top {
 		kr.mu.top[i] = make([]uint64, len(pubs))
 	}
@@ -199,28 +233,71 @@ func newKafkaReceiver(ctx context.Context, cfg *Config, topic string, pubs, ids 
 	if cfg.QoS == 0 && cfg.QoS0Window > 0 {
 		kr.seen = make([]atomic.Uint64, len(pubs))
 	}
-	ok = true
-	return kr, nil
 }
 
-// start begins reading. Call it once ps's times are fixed, before any
+// consumePartitions starts a consumer on every partition at its offset in
+// offs. On error it closes the ones it started.
+func (kr *kafkaReceiver) consumePartitions() ([]sarama.PartitionConsumer, error) {
+	pcs := make([]sarama.PartitionConsumer, 0, len(kr.parts))
+	for i, p := range kr.parts {
+		pc, err := kr.consumer.ConsumePartition(kr.topic, p, kr.offs[i])
+		if err != nil {
+			for _, pc := range pcs {
+				_ = pc.Close()
+			}
+			return nil, fmt.Errorf("bench: Kafka topic %q partition %d: %w", kr.topic, p, err)
+		}
+		pcs = append(pcs, pc)
+	}
+	return pcs, nil
+}
+
+// start begins reading (live mode), or a goroutine that begins when the
+// window ends (after mode). Call it once ps's times are fixed, before any
 // publisher writes.
 func (kr *kafkaReceiver) start(ps *pubsubRun) {
 	kr.ps = ps
 	kr.started = true
-	for i, pc := range kr.pcs {
-		kr.wg.Go(func() { kr.read(i, pc) })
+	if !kr.after {
+		for i, pc := range kr.pcs {
+			kr.wg.Go(func() { kr.read(i, pc) })
+		}
+		return
 	}
+	kr.wg.Go(func() {
+		t := time.NewTimer(time.Duration(ps.tEnd - ps.clk.now()))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-kr.quit:
+			return
+		}
+		pcs, err := kr.consumePartitions()
+		if err != nil {
+			kr.errs.add(err)
+			return
+		}
+		var wg sync.WaitGroup
+		for i, pc := range pcs {
+			wg.Go(func() { kr.read(i, pc) })
+		}
+		wg.Wait()
+	})
 }
 
-// stop ends the partition consumers, waits for their goroutines and
-// closes the Kafka clients. It may be called more than once.
+// stop reads every partition to its end (when the run went through its
+// window and was not cancelled), ends the partition consumers, waits for
+// their goroutines and closes the Kafka clients. It may be called more
+// than once.
 func (kr *kafkaReceiver) stop() {
 	kr.stopOnce.Do(func() {
-		for _, pc := range kr.pcs {
-			pc.AsyncClose()
+		if kr.started && kr.ctx.Err() == nil && kr.ps.clk.now() >= kr.ps.tEnd {
+			kr.readToEnd()
 		}
-		if !kr.started { // nobody drains the channels: Close does
+		if kr.quit != nil {
+			close(kr.quit)
+		}
+		if !kr.started { // nobody reads the channels: Close drains them
 			for _, pc := range kr.pcs {
 				_ = pc.Close()
 			}
@@ -233,9 +310,40 @@ func (kr *kafkaReceiver) stop() {
 	})
 }
 
-// read consumes one partition until its consumer is closed.
+// readToEnd waits until every partition has been read up to the newest
+// offset it has now: records that reached Kafka after the drain had all
+// it waited for (a late duplicate) are checked too. It gives up, with an
+// error, after the drain time (at least 30s).
+func (kr *kafkaReceiver) readToEnd() {
+	end := make([]int64, len(kr.parts))
+	for i, p := range kr.parts {
+		off, err := kr.client.GetOffset(kr.topic, p, sarama.OffsetNewest)
+		if err != nil {
+			kr.errs.add(fmt.Errorf("kafka: partition %d: newest offset after the drain: %w", p, err))
+			return
+		}
+		end[i] = off
+	}
+	limit := max(kr.cfg.Drain, 30*time.Second)
+	deadline := time.Now().Add(limit)
+	for i := range end {
+		for kr.next[i].Load() < end[i] {
+			if time.Now().After(deadline) {
+				kr.errs.add(fmt.Errorf("kafka: partition %d read up to offset %d of %d within %s after the drain",
+					kr.parts[i], kr.next[i].Load(), end[i], limit))
+				return
+			}
+			if !sleepCtx(kr.ctx, 5*time.Millisecond) {
+				return
+			}
+		}
+	}
+}
+
+// read consumes one partition until quit closes and its consumer is
+// closed.
 func (kr *kafkaReceiver) read(part int, pc sarama.PartitionConsumer) {
-	msgs, errs := pc.Messages(), pc.Errors()
+	msgs, errs, quit := pc.Messages(), pc.Errors(), kr.quit
 	for msgs != nil || errs != nil {
 		select {
 		case m, ok := <-msgs:
@@ -243,13 +351,21 @@ func (kr *kafkaReceiver) read(part int, pc sarama.PartitionConsumer) {
 				msgs = nil
 				continue
 			}
-			kr.onRecord(part, m.Value, kr.ps.clk.now())
+			var ts int64
+			if !m.Timestamp.IsZero() {
+				ts = m.Timestamp.UnixNano()
+			}
+			kr.onRecord(part, m.Value, ts, kr.ps.clk.now())
+			kr.next[part].Store(m.Offset + 1)
 		case e, ok := <-errs:
 			if !ok {
 				errs = nil
 				continue
 			}
 			kr.errs.add(fmt.Errorf("kafka consumer: %w", e))
+		case <-quit:
+			quit = nil
+			pc.AsyncClose() // the channels close once it is done
 		}
 	}
 }
@@ -282,8 +398,16 @@ func decodeKafkaValue(value []byte) (kafkaValue, []byte, error) {
 	return v, nil, fmt.Errorf("record value: payloadEncoding %q", v.PayloadEncoding)
 }
 
-// onRecord checks one record read from partition part at time now.
-func (kr *kafkaReceiver) onRecord(part int, value []byte, now int64) {
+// onRecord checks one record read from partition part at time now; ts is
+// its Kafka timestamp (Unix ns, 0 when it has none). The bridge leaves the
+// timestamp to its sarama producer, which stamps a record (CreateTime, in
+// milliseconds, truncated) when it puts it in a batch for Kafka: the
+// moment the record leaves the bridge for Kafka, after any time in the
+// spool.
+//
+// The record arrives at now in live mode, at ts in after mode: that is
+// what deliveredWin and the latency measure. inKafkaWin uses ts in both.
+func (kr *kafkaReceiver) onRecord(part int, value []byte, ts, now int64) {
 	kr.delivered.Add(1)
 	ps := kr.ps
 	v, payload, err := decodeKafkaValue(value)
@@ -294,9 +418,16 @@ func (kr *kafkaReceiver) onRecord(part int, value []byte, now int64) {
 	if err == nil {
 		h, _ = DecodePayload(payload)
 	}
+	arrived := now
+	if kr.after {
+		arrived = ts
+	}
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
-	if now >= ps.tStart && now < ps.tEnd {
+	if ts == 0 {
+		kr.mu.noTS++
+	}
+	if arrived != 0 && arrived >= ps.tStart && arrived < ps.tEnd {
 		kr.mu.deliveredWin++
 	}
 	if err != nil {
@@ -343,7 +474,12 @@ func (kr *kafkaReceiver) onRecord(part int, value []byte, now int64) {
 	}
 	kr.mu.uniqueWin++
 	kr.uniqueWinA.Add(1)
-	kr.mu.hist.Record(now - h.Sent)
+	if ts != 0 && ts < ps.tEnd {
+		kr.mu.inKafkaWin++
+	}
+	if arrived != 0 {
+		kr.mu.hist.Record(arrived - h.Sent)
+	}
 }
 
 // collect adds the receiver's counts to res and its latencies to hist.
@@ -357,7 +493,12 @@ func (kr *kafkaReceiver) collect(ps *pubsubRun, res *Result, hist *Histogram) {
 	res.Unexpected += kr.mu.unexpected
 	res.Malformed += kr.mu.malformed
 	res.Delivered += kr.mu.deliveredWin
+	res.KafkaInWindow += kr.mu.inKafkaWin
+	res.KafkaVerify = kr.cfg.KafkaVerify
 	hist.Merge(&kr.mu.hist)
+	if kr.after && kr.mu.noTS > 0 {
+		kr.errs.add(fmt.Errorf("kafka: %d records without a timestamp: their arrival time is unknown", kr.mu.noTS))
+	}
 	for i := range kr.mu.streams {
 		p := ps.pubs[i]
 		first, last := uint64(1), uint64(0) // empty window

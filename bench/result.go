@@ -51,6 +51,16 @@ type Result struct {
 	KafkaTopic      string `json:"kafka_topic,omitempty"`
 	KafkaOrdered    bool   `json:"kafka_ordered,omitempty"`
 	KafkaPartitions int    `json:"kafka_partitions,omitempty"`
+	// KafkaVerify is when the tool read the records: "live" (during the
+	// run; a record arrives when the tool reads it) or "after" (once the
+	// window was over; a record arrives at its Kafka timestamp, the time
+	// the bridge's producer put it in a batch for Kafka, in milliseconds).
+	KafkaVerify string `json:"kafka_verify,omitempty"`
+	// KafkaInWindow counts the records of the window's messages (of
+	// Received) whose Kafka timestamp is before the end of the window:
+	// Received minus KafkaInWindow were still on their way (in the
+	// bridge's spool) when the window closed.
+	KafkaInWindow uint64 `json:"kafka_in_window,omitempty"`
 
 	// Latency of the messages sent in the window, microseconds.
 	LatencyCount uint64  `json:"latency_count,omitempty"`
@@ -182,6 +192,11 @@ func (r *Result) WriteSummary(w io.Writer) error {
 		}
 		p("%s %d (%s msgs/s)\n", what, r.Delivered, si(r.DeliveredPerSec))
 		p("received         %d of %d expected\n", r.Received, r.Expected)
+		if r.KafkaTopic != "" {
+			p("by window end    %d of the %d received were in Kafka (Kafka timestamp), %d came later "+
+				"(the bridge's backlog); checked %s\n", r.KafkaInWindow, r.Received, r.Received-min(r.KafkaInWindow,
+				r.Received), verifyName(r.KafkaVerify))
+		}
 		p("latency          p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%d samples)\n", us(r.P50us), us(r.P90us),
 			us(r.P99us), us(r.P999us), us(r.MaxUs), r.LatencyCount)
 	}
@@ -214,6 +229,17 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// verifyName describes a Result.KafkaVerify.
+func verifyName(v string) string {
+	switch v {
+	case KafkaVerifyAfter:
+		return "after the window (in Kafka and latency by Kafka timestamp, millisecond resolution)"
+	case KafkaVerifyLive:
+		return "live (in Kafka and latency by the time the tool read the record)"
+	}
+	return v
 }
 
 func rateName(r float64) string {

@@ -20,6 +20,14 @@
 #   DURATION     measurement window (default 10s), WARMUP (default 3s),
 #                DRAIN (default 10s)
 #   ORDERED=1    an ordered parent topic (orderMsg2mq-...)
+#   VERIFY       when mqttbench reads the records back (-kafka-verify):
+#                "after" (default) once the window is over, so the reading
+#                does not take CPU from the publishers; "live" during the run
+#                as well. The checks are the same (every acknowledged message
+#                once, in order, well formed, partitions read to their end);
+#                after takes arrival times from the Kafka timestamps
+#                (millisecond resolution, set when the bridge's producer
+#                batches the record), live from the moment the tool reads.
 #   MQTTD_FLAGS  extra flags for mqttd (e.g. -debug.pprof-addr 127.0.0.1:6060)
 #   BENCH_FLAGS  extra flags for mqttbench
 #   MQTTD_CPUS   pin mqttd to these CPUs (taskset -c list, e.g. 0); default: not pinned
@@ -27,8 +35,11 @@
 #   KEEP=1       keep the work directory (mqttd logs)
 #
 # After each case it prints (stderr) the CPU Kafka used while mqttbench
-# ran and how busy the whole machine was: on a small machine Kafka, the
-# broker, the tool and any other load share the same cores.
+# ran and how busy the whole machine was, over the whole run and over
+# about the measurement window (WARMUP after mqttbench starts, for
+# DURATION: a little early by mqttbench's setup time, so never into the
+# reading that VERIFY=after does after the window): on a small machine
+# Kafka, the broker, the tool and any other load share the same cores.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,6 +56,7 @@ DURATION="${DURATION:-10s}"
 WARMUP="${WARMUP:-3s}"
 DRAIN="${DRAIN:-10s}"
 ORDERED="${ORDERED:-0}"
+VERIFY="${VERIFY:-after}"
 GO="${GO:-go}"
 TOKEN="bench-kafka-token"
 
@@ -153,7 +165,7 @@ for ack in $ACKS; do
 		admin_port="$("$work/mqttbench" freeport)"
 		data="$work/data-$n"
 		log="$work/mqttd-$n.log"
-		say "case $n: ack=$ack, QoS $QOS, $size-byte payload, $PUBLISHERS publishers"
+		say "case $n: ack=$ack, QoS $QOS, $size-byte payload, $PUBLISHERS publishers, records checked $VERIFY"
 		"${pin_mqttd[@]}" "$work/mqttd" -mqtt.addr "127.0.0.1:$mqtt_port" -ws.addr off \
 			-admin.addr "127.0.0.1:$admin_port" -admin.token "$TOKEN" \
 			-data-dir "$data" -allow-anonymous -kafka.brokers "127.0.0.1:$KAFKA_PORT" -kafka.ack "$ack" \
@@ -168,20 +180,38 @@ for ack in $ACKS; do
 		k0="$(cpu_ticks "$kafka_pid")"
 		read -r busy0 total0 <<<"$(machine_ticks)"
 		t0="$(date +%s%N)"
+		# About the window: Kafka's ticks and the machine's, in the background.
+		(
+			sleep "$WARMUP"
+			kw0="$(cpu_ticks "$kafka_pid")"
+			mw0="$(machine_ticks)"
+			sleep "$DURATION"
+			kw1="$(cpu_ticks "$kafka_pid")"
+			read -r b0 a0 <<<"$mw0"
+			read -r b1 a1 <<<"$(machine_ticks)"
+			echo "$((kw1 - kw0)) $((b1 - b0)) $((a1 - a0))" >"$work/win-$n.txt"
+		) &
+		sampler=$!
 		"${pin_bench[@]}" timeout 300 "$work/mqttbench" -scenario kafka -addr "127.0.0.1:$mqtt_port" -pid "$mqttd_pid" \
 			-kafka-brokers "127.0.0.1:$KAFKA_PORT" -admin-addr "127.0.0.1:$admin_port" -admin-token "$TOKEN" \
 			-qos "$QOS" -size "$size" -publishers "$PUBLISHERS" -inflight "$INFLIGHT" \
-			-warmup "$WARMUP" -duration "$DURATION" -drain "$DRAIN" -topic-prefix "benchkafka" \
+			-warmup "$WARMUP" -duration "$DURATION" -drain "$DRAIN" -topic-prefix "benchkafka" -kafka-verify "$VERIFY" \
 			-label mqttd -case "kafka-ack-$ack-q$QOS-$size" -quiet "${ordered_flag[@]}" "${extra_bench[@]}" \
 			>"$work/out-$n.txt" || rc=$?
 		t1="$(date +%s%N)"
 		k1="$(cpu_ticks "$kafka_pid")"
 		read -r busy1 total1 <<<"$(machine_ticks)"
+		wait "$sampler" || true
+		read -r kw bw tw <"$work/win-$n.txt" || { kw=0 bw=0 tw=0; }
 		awk -v k=$((k1 - k0)) -v hz="$(getconf CLK_TCK)" -v ns=$((t1 - t0)) -v b=$((busy1 - busy0)) \
 			-v t=$((total1 - total0)) -v cpus="$(nproc)" -v n="$n" 'BEGIN {
 			s = ns / 1e9
 			printf "bench-kafka: case %d: during the %.1fs of mqttbench: Kafka %.2f cores; machine %.2f of %d cores busy (everything on it)\n",
 				n, s, k / hz / s, (t > 0 ? cpus * b / t : 0), cpus }' >&2
+		awk -v k="$kw" -v hz="$(getconf CLK_TCK)" -v b="$bw" -v t="$tw" -v cpus="$(nproc)" -v n="$n" 'BEGIN {
+			s = (t > 0 ? t / cpus / hz : 0)
+			printf "bench-kafka: case %d: during about the window (%.1fs): Kafka %.2f cores; machine %.2f of %d cores busy\n",
+				n, s, (s > 0 ? k / hz / s : 0), (t > 0 ? cpus * b / t : 0), cpus }' >&2
 		grep -v '^RESULT ' "$work/out-$n.txt" >&2 || true
 		grep '^RESULT ' "$work/out-$n.txt" || true
 		if [ "$rc" -ne 0 ]; then

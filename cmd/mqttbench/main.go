@@ -123,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg bench.Config, strict, quie
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "kafka: the broker's admin API, where the parent topic (-topic-prefix) is registered")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "kafka: bearer token of the admin API")
 	fs.BoolVar(&cfg.KafkaOrdered, "kafka-ordered", false, "kafka: an ordered parent topic (orderMsg2mq-<topic-prefix>)")
+	fs.StringVar(&cfg.KafkaVerify, "kafka-verify", cfg.KafkaVerify, "kafka: when to read the records back: live (during the run, on the tool's CPU) or after (once the window is over, same checks; arrival times from the Kafka timestamps)")
 	fs.BoolVar(&strict, "strict", false, "exit 2 when a message was lost, duplicated or reordered, or any check failed")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines")
 	if err = fs.Parse(args); err != nil {

@@ -49,6 +49,14 @@ func TestParseFlags(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, cfg.NoPipeline)
 	assert.Equal(t, 500, cfg.ConnInflight)
+
+	cfg, _, _, err = parseFlags([]string{"-scenario", "kafka", "-kafka-brokers", "127.0.0.1:9092"}, &stderr)
+	require.NoError(t, err)
+	assert.Equal(t, bench.KafkaVerifyLive, cfg.KafkaVerify, "default")
+	cfg, _, _, err = parseFlags([]string{"-scenario", "kafka", "-kafka-brokers", "127.0.0.1:9092",
+		"-kafka-verify", "after"}, &stderr)
+	require.NoError(t, err)
+	assert.Equal(t, bench.KafkaVerifyAfter, cfg.KafkaVerify)
 }
 
 func TestParseFlagsErrors(t *testing.T) {
@@ -60,6 +68,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"-scenario", "fanin", "-addr", "192.0.2.1:1883"},
 		{"-scenario", "fanin", "extra"},
 		{"-scenario", "conns", "-conn-inflight", "-1"},
+		{"-scenario", "kafka", "-kafka-brokers", "127.0.0.1:9092", "-kafka-verify", "later"},
 	} {
 		var stderr strings.Builder
 		_, _, _, err := parseFlags(args, &stderr)
