@@ -25,7 +25,12 @@
 //     record's payload like a delivery. Order is checked per client within
 //     a partition (normal topics spread a client over partitions), and per
 //     client overall on ordered (orderMsg2mq-) topics. The publishers' ack
-//     rate is reported beside the records/s in Kafka.
+//     rate is reported beside the records/s in Kafka. With -kafka-verify
+//     after the consumer reads nothing until the window closes (so it
+//     takes no CPU from the publishers), then checks the same records;
+//     kafka_in_window counts the window's records whose Kafka timestamp
+//     falls inside the window, which shows whether the rate was sustained
+//     or absorbed by the bridge's spool.
 //
 // The scenario table (scenarios in run.go) is the only list to extend.
 //
