@@ -198,7 +198,19 @@ func newKafkaReceiver(ctx context.Context, cfg *Config, topic string, pubs, ids 
 		return nil, fmt.Errorf("bench: Kafka consumer: %w", err)
 	}
 	for i, p := range kr.parts {
-		if kr.offs[i], err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+		// A topic the bridge has just created may still be electing its
+		// partition leaders: retry until the connect timeout.
+		for {
+			kr.offs[i], err = client.GetOffset(topic, p, sarama.OffsetNewest)
+			if err == nil || time.Now().After(deadline) || !retriableKafka(err) {
+				break
+			}
+			_ = client.RefreshMetadata(topic)
+			if !sleepCtx(ctx, 100*time.Millisecond) {
+				return nil, ctx.Err()
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("bench: Kafka topic %q partition %d: newest offset: %w", topic, p, err)
 		}
 		kr.next[i].Store(kr.offs[i])
@@ -210,6 +222,13 @@ func newKafkaReceiver(ctx context.Context, cfg *Config, topic string, pubs, ids 
 	}
 	ok = true
 	return kr, nil
+}
+
+// retriableKafka reports whether err is one a new topic gives while its
+// partitions get their leaders.
+func retriableKafka(err error) bool {
+	return errors.Is(err, sarama.ErrNotLeaderForPartition) || errors.Is(err, sarama.ErrLeaderNotAvailable) ||
+		errors.Is(err, sarama.ErrUnknownTopicOrPartition) || errors.Is(err, sarama.ErrOffsetsLoadInProgress)
 }
 
 // init sets up the checker state of a receiver of topic's partitions
