@@ -156,19 +156,29 @@ func runPubSub(ctx context.Context, r *runner, topo topology) (*Result, error) {
 	defer func() { close(stopPing); pingWG.Wait() }()
 	// No write may block long past the window: a publisher whose broker
 	// stopped reading is cut off cutAfter the window, so the drain starts
-	// on time; acknowledgements may be written until the drain ends.
+	// on time; acknowledgements may be written until the drain ends. That
+	// includes a publisher's PUBRELs: once its writer is done, its
+	// deadline moves to the end of the drain (a broker that releases QoS 2
+	// messages to subscribers on PUBREL, as mosquitto does, would
+	// otherwise keep the last ones when it runs more than cutAfter behind).
 	start := time.Now()
+	drainEnd := start.Add(cfg.Warmup + cfg.Duration + cutAfter + cfg.Drain)
 	for _, p := range ps.pubs {
 		_ = p.c.SetWriteDeadline(start.Add(cfg.Warmup + cfg.Duration + cutAfter))
 	}
 	for _, s := range ps.subs {
-		_ = s.c.SetWriteDeadline(start.Add(cfg.Warmup + cfg.Duration + cutAfter + cfg.Drain))
+		_ = s.c.SetWriteDeadline(drainEnd)
 	}
 	pubCtx, cancelPubs := context.WithCancel(ctx)
 	defer cancelPubs()
 	var pubWG sync.WaitGroup
 	for _, p := range ps.pubs {
-		pubWG.Go(func() { p.write(pubCtx) })
+		pubWG.Go(func() {
+			p.write(pubCtx)
+			if p.werr == nil { // a cut write leaves the connection broken
+				_ = p.c.SetWriteDeadline(drainEnd)
+			}
+		})
 	}
 
 	var u0, u1 procUsage
