@@ -39,8 +39,13 @@
 // AsyncWritev appends to the connection's own queue and, when that was idle,
 // queues one flush task to the loop; the flush writes everything queued with
 // one writev (what the socket refuses is copied into gnet's outbound
-// buffer), then calls the dones on the loop. Conn.Close goes through the
-// same queue, so it follows the writes accepted before it. Outbound is the
+// buffer), then calls the dones on the loop. While the connection's own
+// OnTraffic runs, no task is queued: OnTraffic writes the queue itself once
+// the handler returns, so a reply (CONNACK, SUBACK, PUBACK) costs no eventfd
+// wake-up and no extra loop turn. Conn.Close goes through the same queue,
+// always as a task (gnet must not close a connection inside its OnTraffic),
+// so it follows the writes accepted before it. TCP keep-alive is set once
+// on the listening socket where Linux copies it to accepted sockets. Outbound is the
 // bytes queued plus gnet's outbound buffer as last seen on the loop (after
 // each flush, each read, and every TCPConfig.OutboundRefresh while it is
 // non-empty).
