@@ -98,9 +98,8 @@ type conn struct {
 	maxOut     uint32 // session-guarded: client's Maximum Packet Size; 0: protocol maximum
 	slot       int32  // index in the broker's connection shard; -1: not registered (under the shard's lock)
 
-	aliasInMax   uint16 // loop-owned
-	effKeepAlive uint16 // loop-owned: the keepalive in force, for clientInfo
-	aliasMax     uint16 // session-guarded: outbound aliases the broker may assign
+	aliasInMax uint16 // loop-owned
+	aliasMax   uint16 // session-guarded: outbound aliases the broker may assign
 
 	admitted   bool          // counted by Broker.admit (set in OnOpen)
 	deferred   bool          // under inMu: a CONNECT waits for its password check (see cold.held)
@@ -242,7 +241,6 @@ type scratch struct {
 	rt      routing
 	pc      *conn
 	pm      *session.Message
-	prt     *routing
 	writeFn func()
 }
 
@@ -252,7 +250,16 @@ var scratchPool = sync.Pool{New: func() any {
 	return sc
 }}
 
-func (sc *scratch) publishWrites() { sc.pc.publishWrites(&sc.pub, sc.pm, sc.prt) }
+func (sc *scratch) publishWrites() { sc.pc.publishWrites(&sc.pub, sc.pm, sc.routing()) }
+
+// routing is the routing of the PUBLISH in sc.pub: sc.rt for QoS 1/2, nil
+// for QoS 0.
+func (sc *scratch) routing() *routing {
+	if sc.pub.QoS == codec.QoS0 {
+		return nil
+	}
+	return &sc.rt
+}
 
 func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 
@@ -262,7 +269,7 @@ func putScratch(sc *scratch) {
 	clear(sc.unsub.Filters)
 	clear(sc.rt.items)
 	sc.rt = routing{items: sc.rt.items[:0]}
-	sc.pc, sc.pm, sc.prt = nil, nil, nil
+	sc.pc, sc.pm = nil, nil
 	scratchPool.Put(sc)
 }
 
@@ -282,10 +289,10 @@ func (pa *pendingAck) append(b []byte, v codec.Version) []byte {
 	return pa.ack.Append(b, v)
 }
 
-// queuePubAck queues a PUBACK, PUBREC, PUBREL or PUBCOMP that is ready to
-// go, behind any acknowledgement still waiting, without building a
-// closure on the fast path.
-func (c *conn) queuePubAck(kind codec.Type, id uint16, r codec.ReasonCode) {
+// writeAck queues a PUBACK, PUBREC, PUBREL or PUBCOMP that needs no
+// durable step, behind any acknowledgement still waiting for one, without
+// building a closure on the fast path.
+func (c *conn) writeAck(kind codec.Type, id uint16, r codec.ReasonCode) {
 	a := codec.Ack{Kind: kind, PacketID: id, Reason: r}
 	c.outMu.Lock()
 	if len(c.outMu.acks) == 0 {

@@ -326,7 +326,6 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 	}
 
 	c.connectedAt = now.UnixNano()
-	c.effKeepAlive = ka
 	c.cleanStart = p.CleanStart
 	b.groupOnline(group, 1)
 	if e := b.log.Debug(); e.Enabled() {
@@ -347,7 +346,7 @@ func (c *conn) clientInfo() ClientInfo {
 	return ClientInfo{
 		ClientID: c.clientID, Group: c.group, Username: c.user, Node: c.b.cfg.NodeID,
 		Remote: c.remote(), IP: c.remoteIP(), Transport: c.tc.Transport(), Protocol: "mqtt",
-		Version: c.version, KeepAlive: c.effKeepAlive, CleanStart: c.cleanStart,
+		Version: c.version, KeepAlive: uint16(c.keepAlive.Load() / int64(time.Second)), CleanStart: c.cleanStart,
 		ConnectedAt: time.Unix(0, c.connectedAt),
 	}
 }

@@ -36,12 +36,6 @@ func (c *conn) pubRefuse(p *codec.Publish, r codec.ReasonCode) error {
 	return nil
 }
 
-// writeAck queues an acknowledgement that needs no durable step (behind
-// any that wait for one).
-func (c *conn) writeAck(kind codec.Type, id uint16, r codec.ReasonCode) {
-	c.queuePubAck(kind, id, r)
-}
-
 // waitAck queues an acknowledgement that goes out when the store has
 // committed everything written so far, every Acker that took m (nil: none
 // asked) is done, and no subscriber's queue holds it back (rt.w, taken
@@ -285,9 +279,8 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 	now := time.Now()
 	m := session.NewMessage(p, topic, c.clientID, now)
 	b.st.messagesIn.Add(1)
-	var rt *routing
-	if p.QoS > codec.QoS0 {
-		rt = &sc.rt
+	rt := sc.routing()
+	if rt != nil {
 		rt.c, rt.kind, rt.id = c, codec.PUBACK, p.PacketID
 		if p.QoS == codec.QoS2 {
 			rt.kind = codec.PUBREC
@@ -298,7 +291,7 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 		// its deliveries) lands in one group commit: a crash must never
 		// keep the id without the deliveries, or the resent PUBLISH would
 		// be taken for a duplicate and its message lost.
-		sc.pc, sc.pm, sc.prt = c, m, rt
+		sc.pc, sc.pm = c, m
 		b.store.Atomic(sc.writeFn)
 	} else {
 		c.publishWrites(p, m, rt)
