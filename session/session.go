@@ -81,9 +81,9 @@ type Session struct {
 	// connected or before the first).
 	DisconnectedAt time.Time
 
-	// subs are the subscriptions, in the order made (most sessions have
-	// one or a few: a slice costs a fraction of a map); subIdx indexes
-	// them by filter once there are many. Use Sub, SetSub, DeleteSub,
+	// subs are the subscriptions, in no particular order (most sessions
+	// have one or a few: a slice costs a fraction of a map); subIdx
+	// indexes them by filter once there are many. Use SetSub, DeleteSub,
 	// Subscriptions and TakeSubs.
 	subs   []Subscription
 	subIdx map[string]int
@@ -144,14 +144,6 @@ func (s *Session) findSub(filter string) int {
 		}
 	}
 	return -1
-}
-
-// Sub returns the subscription on filter.
-func (s *Session) Sub(filter string) (Subscription, bool) {
-	if i := s.findSub(filter); i >= 0 {
-		return s.subs[i], true
-	}
-	return Subscription{}, false
 }
 
 // SetSub adds or replaces the subscription on sub.Filter; had reports

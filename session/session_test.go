@@ -1,6 +1,8 @@
 package session
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
@@ -298,4 +300,47 @@ func TestSessionIDsNeverReusedWhileHeld(t *testing.T) {
 	require.Greater(t, next, 2*65535, "the ids wrapped")
 	checkIDs(t, s)
 	assert.Equal(t, want, payloads(s))
+}
+
+// TestSubscriptionsIndexed: adding, replacing and deleting subscriptions
+// keeps the slice and (past subsIndexed) its filter index consistent with
+// a map model, below and above the threshold and back.
+func TestSubscriptionsIndexed(t *testing.T) {
+	s := New("c", "")
+	model := map[string]Subscription{}
+	check := func(step string) {
+		t.Helper()
+		got := map[string]Subscription{}
+		for _, sub := range s.Subscriptions() {
+			_, dup := got[sub.Filter]
+			require.False(t, dup, "%s: %q twice", step, sub.Filter)
+			got[sub.Filter] = sub
+		}
+		require.Equal(t, model, got, step)
+		if s.subIdx != nil {
+			require.Len(t, s.subIdx, len(s.subs), step)
+			for f, i := range s.subIdx {
+				require.Equal(t, f, s.subs[i].Filter, "%s: index of %q", step, f)
+			}
+		}
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for step := range 2000 {
+		f := fmt.Sprintf("t/%d", rnd.IntN(40))
+		if rnd.IntN(3) == 0 {
+			_, had := model[f]
+			require.Equal(t, had, s.DeleteSub(f), "delete %q", f)
+			delete(model, f)
+		} else {
+			sub := Subscription{Filter: f, QoS: codec.QoS(rnd.IntN(3))}
+			_, had := model[f]
+			require.Equal(t, had, s.SetSub(sub), "set %q", f)
+			model[f] = sub
+		}
+		check(fmt.Sprintf("step %d", step))
+	}
+	taken := s.TakeSubs()
+	assert.Len(t, taken, len(model))
+	assert.Empty(t, s.Subscriptions())
+	assert.Nil(t, s.subIdx)
 }
