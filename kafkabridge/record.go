@@ -280,26 +280,6 @@ const (
 	HeaderQoS       = "qos"
 )
 
-// deviceRecord builds the record of a device message for Kafka topic
-// parent; ordered records are keyed by the client ID. The writer does not
-// build records: it appends the same bytes straight into the spool
-// (recordEncoder.device).
-func deviceRecord(m *broker.Message, parent string, ordered bool) *record {
-	r := &record{
-		topic: parent,
-		value: appendDeviceValue(nil, m),
-		headers: []header{
-			{[]byte(HeaderClientID), []byte(m.ClientID)},
-			{[]byte(HeaderMQTTTopic), []byte(m.Topic)},
-			{[]byte(HeaderQoS), strconv.AppendUint(nil, uint64(m.QoS), 10)},
-		},
-	}
-	if ordered {
-		r.key = []byte(m.ClientID)
-	}
-	return r
-}
-
 // presenceValue is the JSON value of a connect or disconnect event.
 // appendPresenceValue writes it; the struct is the schema, for reading
 // values back.

@@ -3,6 +3,7 @@ package kafkabridge
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -171,4 +172,24 @@ func TestRecordDecoderRound(t *testing.T) {
 			assert.Equal(t, string(want[i].headers[j].value), string(got[i].headers[j].value), "record %d header %d", i, j)
 		}
 	}
+}
+
+// deviceRecord builds the record of a device message for Kafka topic
+// parent; ordered records are keyed by the client ID. It is the model the
+// writer's recordEncoder.device is checked against: the writer appends
+// the same bytes straight into the spool without building a record.
+func deviceRecord(m *broker.Message, parent string, ordered bool) *record {
+	r := &record{
+		topic: parent,
+		value: appendDeviceValue(nil, m),
+		headers: []header{
+			{[]byte(HeaderClientID), []byte(m.ClientID)},
+			{[]byte(HeaderMQTTTopic), []byte(m.Topic)},
+			{[]byte(HeaderQoS), strconv.AppendUint(nil, uint64(m.QoS), 10)},
+		},
+	}
+	if ordered {
+		r.key = []byte(m.ClientID)
+	}
+	return r
 }
