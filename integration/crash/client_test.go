@@ -156,9 +156,15 @@ func (c *conn) readTimeout(d time.Duration) (packet, error) {
 func (c *conn) Close() { _ = c.nc.Close() }
 
 // disconnect sends DISCONNECT (normal) and closes.
+// disconnect sends DISCONNECT and waits (up to 5 s) until the broker has
+// closed the connection, so the session is offline when it returns: a
+// PUBLISH from another connection right after is queued, not sent to a
+// connection on its way out.
 func (c *conn) disconnect() {
 	d := codec.Disconnect{}
 	_ = c.send(func(b []byte) []byte { return d.Append(b, c.v) })
+	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.Copy(io.Discard, c.br)
 	_ = c.nc.Close()
 }
 
