@@ -5,7 +5,7 @@ import (
 	"net"
 )
 
-// Conn is one client connection, whatever carries it (gnet TCP, TLS or
+// Conn is one client connection, whatever carries it (TCP, TLS or
 // WebSocket). The protocol layer (broker, gateways) sees only this.
 type Conn interface {
 	// AsyncWritev queues bufs to be written to the peer, in order, after
