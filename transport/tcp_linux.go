@@ -514,25 +514,28 @@ func (lp *tcpLoop) read(c *tcpConn) bool {
 		return true // nobody will consume these bytes
 	}
 	data := lp.buf[:n]
-	if len(c.in) > 0 {
-		c.in = append(c.in, data...)
-		data = c.in
+	held := c.x != nil && len(c.x.in) > 0
+	if held {
+		c.x.in = append(c.x.in, data...)
+		data = c.x.in
 	}
 	consumed, herr := lp.l.g.data(c, data)
 	rest := data[consumed:]
 	switch {
 	case len(rest) == 0:
-		c.in = nil
-	case len(c.in) > 0 && (cap(c.in) <= keepReadSize || len(rest) > keepReadSize/2):
-		c.in = c.in[:copy(c.in, rest)]
+		if held {
+			c.x.in = nil
+		}
+	case held && (cap(c.x.in) <= keepReadSize || len(rest) > keepReadSize/2):
+		c.x.in = c.x.in[:copy(c.x.in, rest)]
 	default:
-		c.in = append(make([]byte, 0, max(len(rest), 512)), rest...)
+		c.cold().in = append(make([]byte, 0, max(len(rest), 512)), rest...)
 	}
 	switch {
 	case herr != nil:
 		c.closeOnLoop(herr)
-	case len(c.in) > lp.l.cfg.MaxBuffered:
-		c.closeOnLoop(fmt.Errorf("%w: %d > %d bytes", ErrInboundOverflow, len(c.in), lp.l.cfg.MaxBuffered))
+	case len(rest) > lp.l.cfg.MaxBuffered:
+		c.closeOnLoop(fmt.Errorf("%w: %d > %d bytes", ErrInboundOverflow, len(rest), lp.l.cfg.MaxBuffered))
 	}
 	return true
 }
@@ -566,7 +569,7 @@ func (lp *tcpLoop) flush(c *tcpConn) {
 		return
 	}
 	if closeReq {
-		lp.closeConn(c, c.closeErr)
+		lp.closeConn(c, c.closeErr())
 	}
 }
 
@@ -579,7 +582,7 @@ func (lp *tcpLoop) write(c *tcpConn, q []tcpWrite) bool {
 		// Gather the vector: skip what an earlier partial write sent of
 		// the first write; at most iovMax vectors.
 		iov := lp.iov[:0]
-		off := c.headOff
+		off := c.headOff()
 		for _, w := range q {
 			for _, b := range w.bufs {
 				if off >= len(b) {
@@ -623,7 +626,7 @@ func (lp *tcpLoop) write(c *tcpConn, q []tcpWrite) bool {
 		// Retire the writes now complete (zero-length ones included).
 		c.mu.Lock()
 		queue := c.mu.queue
-		rem := c.headOff + n
+		rem := c.headOff() + n
 		k := 0
 		dones := lp.dones[:0]
 		for k < len(q) && rem >= queue[k].n {
@@ -631,7 +634,9 @@ func (lp *tcpLoop) write(c *tcpConn, q []tcpWrite) bool {
 			dones = append(dones, queue[k].done)
 			k++
 		}
-		c.headOff = rem
+		if rem > 0 || c.x != nil {
+			c.cold().headOff = rem
+		}
 		left := copy(queue, queue[k:])
 		clear(queue[left:])
 		if left == 0 {
@@ -702,7 +707,9 @@ func (lp *tcpLoop) closeConn(c *tcpConn, reason error) {
 	lp.conns[c.fd] = nil
 	lp.nconns--
 	_ = unix.Close(int(c.fd)) // also leaves the epoll set
-	c.in = nil
+	if c.x != nil {
+		c.x.in = nil
+	}
 	for _, w := range left {
 		c.queued.Add(-int64(w.n))
 		if w.done != nil {
@@ -725,8 +732,8 @@ func (lp *tcpLoop) shutdown(reason error) {
 		if c == nil {
 			continue
 		}
-		if c.closeErr == nil {
-			c.closeErr = reason
+		if c.closeErr() == nil {
+			c.cold().closeErr = reason
 		}
 		_ = c.Close()
 		lp.flush(c) // writes once and closes
@@ -735,37 +742,76 @@ func (lp *tcpLoop) shutdown(reason error) {
 	lp.flushPending()
 }
 
-// tcpConn is a Conn on an event loop.
+// tcpConn is a Conn on an event loop. It is kept to 112 bytes (a size
+// class): what few connections need lives in tcpCold.
 //
-// Loop-only fields (in, headOff, outArmed, closeErr) are touched by the
-// loop goroutine only; anything another goroutine touches is atomic or
-// under mu.
+// Loop-only fields (x, outArmed) are touched by the loop goroutine only;
+// anything another goroutine touches is atomic or under mu.
 type tcpConn struct {
-	ctxHolder
+	lp *tcpLoop
+	x  *tcpCold // loop-only, allocated on first use
 
-	lp    *tcpLoop
-	fd    int32
-	rport uint16
-	// outArmed: loop-only; EPOLLOUT is registered (the socket was full).
+	queued  atomic.Int64 // accepted by AsyncWritev, not yet written
+	rip     [16]byte     // remote IP, IPv4 as ::ffff:a.b.c.d
+	fd      int32
+	rzone   uint32      // IPv6 zone index of the remote address
+	closing atomic.Bool // close requested or done: no more OnData
+	rport   uint16
+	// outArmed: EPOLLOUT is registered (the socket was full).
 	outArmed bool
-	closing  atomic.Bool // close requested or done: no more OnData
-	rzone    uint32      // IPv6 zone index of the remote address
-	rip      [16]byte    // remote IP, IPv4 as ::ffff:a.b.c.d
-
-	queued atomic.Int64 // accepted by AsyncWritev, not yet written
-
-	in       []byte // loop-only: inbound bytes the handler left unconsumed
-	headOff  int    // loop-only: bytes of the first queued write already written
-	closeErr error  // loop-only: the reason given to Handler.OnClose
 
 	mu struct {
 		sync.Mutex
 		queue          []tcpWrite // accepted, not yet completely written
+		ctx            any        // Context
 		pending        bool       // on the loop's pending list
 		blocked        bool       // the socket is full: the loop waits for EPOLLOUT
 		closed         bool       // closed on the loop
 		closeRequested bool       // Close was called
 	}
+}
+
+// tcpCold is the loop-only state of a connection that most connections
+// never need.
+type tcpCold struct {
+	in       []byte // inbound bytes the handler left unconsumed
+	headOff  int    // bytes of the first queued write already written
+	closeErr error  // the reason given to Handler.OnClose
+}
+
+func (c *tcpConn) cold() *tcpCold {
+	if c.x == nil {
+		c.x = new(tcpCold)
+	}
+	return c.x
+}
+
+func (c *tcpConn) headOff() int {
+	if c.x == nil {
+		return 0
+	}
+	return c.x.headOff
+}
+
+func (c *tcpConn) closeErr() error {
+	if c.x == nil {
+		return nil
+	}
+	return c.x.closeErr
+}
+
+// Context implements Conn.
+func (c *tcpConn) Context() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.ctx
+}
+
+// SetContext implements Conn.
+func (c *tcpConn) SetContext(v any) {
+	c.mu.Lock()
+	c.mu.ctx = v
+	c.mu.Unlock()
 }
 
 // iovMax is the vectors one writev takes (IOV_MAX on Linux).
@@ -841,8 +887,8 @@ func (c *tcpConn) Close() error {
 
 // closeOnLoop records why the connection closes and requests the close.
 func (c *tcpConn) closeOnLoop(reason error) {
-	if c.closeErr == nil {
-		c.closeErr = reason
+	if c.closeErr() == nil {
+		c.cold().closeErr = reason
 	}
 	_ = c.Close()
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -256,4 +257,10 @@ func TestTCPAcceptOutOfDescriptors(t *testing.T) {
 		h.waitOpen(t)
 	}
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "ok") }, waitFor, tick, "dialer: %s", &out)
+}
+
+// TestTCPConnSize: an idle connection's transport state stays within one
+// 112-byte size class; what few connections need is allocated apart.
+func TestTCPConnSize(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(tcpConn{}), uintptr(112))
 }
