@@ -155,16 +155,32 @@ func (c *conn) readTimeout(d time.Duration) (packet, error) {
 // Close closes the socket without DISCONNECT (as a crashed client would).
 func (c *conn) Close() { _ = c.nc.Close() }
 
-// disconnect sends DISCONNECT (normal) and closes.
 // disconnect sends DISCONNECT and waits (up to 5 s) until the broker has
 // closed the connection, so the session is offline when it returns: a
 // PUBLISH from another connection right after is queued, not sent to a
-// connection on its way out.
+// connection on its way out. Not for a connection a readLoop reads: see
+// disconnectReading.
 func (c *conn) disconnect() {
 	d := codec.Disconnect{}
 	_ = c.send(func(b []byte) []byte { return d.Append(b, c.v) })
 	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, _ = io.Copy(io.Discard, c.br)
+	_ = c.nc.Close()
+}
+
+// disconnectReading is disconnect for a connection whose packets a
+// readLoop forwards to pkts: the wait is for pkts to close.
+func (c *conn) disconnectReading(pkts <-chan packet) {
+	d := codec.Disconnect{}
+	_ = c.send(func(b []byte) []byte { return d.Append(b, c.v) })
+	timeout := time.After(5 * time.Second)
+	for open := true; open; {
+		select {
+		case _, open = <-pkts:
+		case <-timeout:
+			open = false
+		}
+	}
 	_ = c.nc.Close()
 }
 

@@ -182,7 +182,7 @@ func (p *publisher) session(ctx context.Context, c *conn) bool {
 		idle := len(p.mu.pending) == 0
 		p.mu.Unlock()
 		if idle && p.stopping.Load() {
-			c.disconnect()
+			c.disconnectReading(pkts)
 			return true
 		}
 		select {
