@@ -33,37 +33,37 @@ func (b *Broker) startAuthWorkers() {
 
 // authenticateAsync hands a password check to the auth workers. The
 // connection reads nothing further until authDone.
-func (c *conn) authenticateAsync(p *codec.Connect, certCN, group string, assigned bool) error {
+func (c *conn) authenticateAsync(p *codec.Connect, clientID, certCN, group string, assigned bool) error {
 	users := c.b.cfg.Users
 	c.deferred = true
 	job := func() {
 		user, err := users.Authenticate(p.Username, p.Password, certCN)
-		c.authDone(p, group, assigned, user, err)
+		c.authDone(p, clientID, group, assigned, user, err)
 	}
 	select {
 	case c.b.authq <- job:
 		return nil
 	default:
 		c.deferred = false
-		return c.refuse(codec.ServerBusy, "too many logins waiting")
+		return c.refuse(clientID, codec.ServerBusy, "too many logins waiting")
 	}
 }
 
 // authDone completes a CONNECT whose password was checked by a worker,
 // then handles whatever the client sent meanwhile. Runs on the worker.
-func (c *conn) authDone(p *codec.Connect, group string, assigned bool, user string, err error) {
+func (c *conn) authDone(p *codec.Connect, clientID, group string, assigned bool, user string, err error) {
 	c.inMu.Lock()
 	defer c.inMu.Unlock()
 	c.deferred = false
-	if c.gone || c.stopRead.Load() {
+	if c.gone || c.is(fStopRead) {
 		return
 	}
 	if err != nil {
-		_ = c.refuse(codec.BadUserNameOrPassword, "bad credentials")
+		_ = c.refuse(clientID, codec.BadUserNameOrPassword, "bad credentials")
 		return
 	}
 	c.user = user
-	if err := c.establish(p, group, assigned, nil); err != nil {
+	if err := c.establish(p, clientID, group, assigned, nil); err != nil {
 		c.fail(err)
 		return
 	}

@@ -122,12 +122,8 @@ func (b *Broker) Close() error {
 	return nil
 }
 
-func (b *Broker) connShard(c *conn) int {
-	return int(c.id % uint64(len(b.conns)))
-}
-
 func (b *Broker) addConn(c *conn) {
-	sh := &b.conns[b.connShard(c)]
+	sh := &b.conns[c.shard]
 	sh.mu.Lock()
 	c.slot = int32(len(sh.list))
 	sh.list = append(sh.list, c)
@@ -136,7 +132,7 @@ func (b *Broker) addConn(c *conn) {
 }
 
 func (b *Broker) removeConn(c *conn) {
-	sh := &b.conns[b.connShard(c)]
+	sh := &b.conns[c.shard]
 	sh.mu.Lock()
 	i := int(c.slot)
 	ok := i >= 0 && i < len(sh.list) && sh.list[i] == c
@@ -187,7 +183,7 @@ func (b *Broker) OnOpen(tc transport.Conn) {
 	c := newConn(b, tc)
 	tc.SetContext(c)
 	if b.closed.Load() {
-		c.stopRead.Store(true)
+		c.set(fStopRead)
 		_ = tc.Close()
 		return
 	}
@@ -196,7 +192,7 @@ func (b *Broker) OnOpen(tc transport.Conn) {
 	}
 	if !b.admit(c.ip()) {
 		b.log.Warn().Str("remote", c.remote()).Msg("connection limit reached: closing")
-		c.stopRead.Store(true)
+		c.set(fStopRead)
 		_ = tc.Close()
 		return
 	}
@@ -249,7 +245,7 @@ func (c *conn) process(data []byte) int {
 	b := c.b
 	off := 0
 	for off < len(data) && !c.deferred {
-		if c.stopRead.Load() {
+		if c.is(fStopRead) {
 			return len(data)
 		}
 		h, n, err := codec.ParseHeader(data[off:], b.cfg.MaxPacketSize)
@@ -296,7 +292,7 @@ func (b *Broker) OnClose(tc transport.Conn, err error) {
 	c.inMu.Lock()
 	defer c.inMu.Unlock()
 	c.gone = true
-	c.stopRead.Store(true)
+	c.set(fStopRead)
 	c.markDead()
 	b.removeConn(c)
 	if c.admitted {
@@ -307,19 +303,27 @@ func (b *Broker) OnClose(tc transport.Conn, err error) {
 	}
 }
 
+// idleBuffersEvery is how often the housekeeping lets the write buffers
+// of connections that wrote nothing meanwhile go (dropIdleBuffers).
+const idleBuffersEvery = 2 * time.Second
+
 // housekeeping runs the periodic sweep until Close.
 func (b *Broker) housekeeping() {
 	defer b.wg.Done()
 	t := time.NewTicker(tickEvery)
 	defer t.Stop()
-	lastSessions := time.Now()
+	lastSessions, lastBuffers := time.Now(), time.Now()
 	for {
 		select {
 		case <-b.stop:
 			return
 		case now := <-t.C:
 			b.clock.Store(now.UnixNano())
-			b.sweepConns(now)
+			dropBuffers := now.Sub(lastBuffers) >= idleBuffersEvery
+			if dropBuffers {
+				lastBuffers = now
+			}
+			b.sweepConns(now, dropBuffers)
 			if now.Sub(lastSessions) >= 500*time.Millisecond {
 				lastSessions = now
 				b.sweepSessions(now)
@@ -329,21 +333,22 @@ func (b *Broker) housekeeping() {
 }
 
 // sweepConns closes connections past their CONNECT deadline or keepalive
-// and retries deliveries held back by a full outbound buffer.
-func (b *Broker) sweepConns(now time.Time) {
+// and retries deliveries held back by a full outbound buffer; with
+// dropBuffers, idle connections let their write buffers go.
+func (b *Broker) sweepConns(now time.Time, dropBuffers bool) {
 	nowNs := now.UnixNano()
 	b.forEachConn(func(c *conn) {
+		f := c.flags.Load()
 		switch {
-		case c.finalSent.Load() != 0:
-			if nowNs-c.finalSent.Load() >= int64(lingerFor) {
-				_ = c.tc.Close()
+		case f&fClosing != 0:
+			// Past the grace for the final packet, or the linger after it.
+			if x := c.cold.Load(); x != nil {
+				if d := x.closeBy.Load(); d != 0 && nowNs >= d {
+					_ = c.tc.Close()
+				}
 			}
-		case c.closingSince.Load() != 0:
-			if nowNs-c.closingSince.Load() > int64(5*time.Second) {
-				_ = c.tc.Close()
-			}
-		case !c.isConnected.Load():
-			if now.Sub(time.Unix(0, c.openedAt)) > b.cfg.ConnectTimeout {
+		case f&fConnected == 0:
+			if now.Sub(time.Unix(0, c.since.Load())) > b.cfg.ConnectTimeout {
 				b.log.Debug().Str("remote", c.remote()).Msg("no CONNECT in time")
 				c.closeWith(codec.MaximumConnectTime, "connect timeout")
 			}
@@ -351,14 +356,17 @@ func (b *Broker) sweepConns(now time.Time) {
 			// lastRecv is read off the coarse clock (up to one tick
 			// early): allow that tick on top of 1.5 x keepalive
 			// [MQTT-3.1.2-22].
-			if ka := c.keepAlive.Load(); ka > 0 && nowNs-c.lastRecv.Load() > ka*3/2+int64(tickEvery) {
-				b.log.Debug().Str("client_id", c.clientID).Msg("keepalive timeout")
-				c.noLinger.Store(true)
+			if ka := int64(c.keepAlive) * int64(time.Second); ka > 0 && nowNs-c.lastRecv.Load() > ka*3/2+int64(tickEvery) {
+				b.log.Debug().Str("client_id", c.clientID()).Msg("keepalive timeout")
+				c.set(fNoLinger)
 				c.closeWith(codec.KeepAliveTimeout, "keepalive timeout")
 				return
 			}
-			if c.congestedFlag.Load() {
+			if f&fCongested != 0 {
 				c.drain()
+			}
+			if dropBuffers && f&fSpare != 0 {
+				c.dropIdleBuffers()
 			}
 		}
 	})
@@ -372,15 +380,13 @@ func (b *Broker) sweepSessions(now time.Time) {
 	b.store.Range(func(s *session.Session) bool {
 		s.Mu.Lock()
 		if s.Owner == nil {
-			if s.PendingWill != nil && !now.Before(s.WillAt) {
-				wills = append(wills, s.PendingWill)
-				s.PendingWill = nil
+			if w, at := s.PendingWill(); w != nil && !now.Before(at) {
+				wills = append(wills, s.TakePendingWill())
 				b.store.SaveSession(s)
 			}
 			if !s.DisconnectedAt.IsZero() && now.Sub(s.DisconnectedAt) >= s.Expiry {
-				if s.PendingWill != nil { // the session ends: the will goes now
-					wills = append(wills, s.PendingWill)
-					s.PendingWill = nil
+				if w := s.TakePendingWill(); w != nil { // the session ends: the will goes now
+					wills = append(wills, w)
 				}
 				ended = append(ended, s)
 			} else {
@@ -436,8 +442,7 @@ func (b *Broker) restore() error {
 			b.publishWill(w) // its session ended with the process, or no delay
 		default:
 			s.Mu.Lock()
-			s.PendingWill = w
-			s.WillAt = now.Add(min(w.Delay, s.Expiry))
+			s.SetPendingWill(w, now.Add(min(w.Delay, s.Expiry)))
 			b.store.SaveSession(s)
 			s.Mu.Unlock()
 		}

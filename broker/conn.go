@@ -29,21 +29,28 @@ const lingerFor = time.Second
 // serialized. Fields under "session-guarded" are written before the
 // session is attached and then read or changed only under sess.Mu. The
 // write path is guarded by outMu. Lock order: sess.Mu, then outMu.
+//
+// Memory: idle connections are most of a broker's memory, so the struct
+// holds only what every connection uses and is kept to a size class of
+// 208 bytes (TestConnSize): flags are bits of one word, times share
+// fields where their uses do not overlap, and what most connections never
+// need is in connCold.
 type conn struct {
-	b        *Broker
-	tc       transport.Conn
-	id       uint64
-	openedAt int64 // unix ns
-
-	// Read by the housekeeping goroutine.
-	lastRecv     atomic.Int64 // unix ns of the last whole packet
-	keepAlive    atomic.Int64 // effective keepalive in ns; 0: none
-	closingSince atomic.Int64 // unix ns when closeWith started; 0: not closing
-	finalSent    atomic.Int64 // unix ns when the final packet was written; 0: not yet
+	b    *Broker
+	tc   transport.Conn
+	sess *session.Session // session-guarded; set once, when CONNECT completes
 
 	// cold holds what most connections never use, allocated on first
-	// use: idle connections are most of a broker's memory.
+	// use.
 	cold atomic.Pointer[connCold]
+
+	// Read by the housekeeping goroutine.
+	lastRecv atomic.Int64 // unix ns of the last whole packet
+	// since is when the connection opened (unix ns) until CONNECT
+	// completes, then when CONNACK went: the connect timeout needs the
+	// first only before, ClientInfo the second only after.
+	since atomic.Int64
+	flags atomic.Uint32 // the f... bits below
 
 	// inMu serializes inbound handling: the transport's calls and the
 	// completion of a password check on an auth worker. The fields under
@@ -51,65 +58,80 @@ type conn struct {
 	// are deferred and gone below.
 	inMu sync.Mutex
 
-	// Loop-owned.
-	msgRate  *bucket       // nil: no cap
-	auth     *authExchange // enhanced authentication in progress
-	clientID string
-	user     string
-	group    string
-	will     *session.Will
-	// For clientInfo: when CONNACK went (unix ns).
-	connectedAt int64
-
-	// Session-guarded (fixed once connected, cold.aliasOut changes under
-	// sess.Mu).
-	sess   *session.Session
-	window int // outbound in-flight maximum
+	// Loop-owned. The client ID is the session's.
+	msgRate *bucket // nil: no cap
+	user    string
+	will    *connWill
 
 	// Write path.
 	outMu struct {
 		sync.Mutex
 		out      []byte // packets not yet handed to the transport
-		spare    []byte // an empty buffer to swap in
-		writing  int    // bytes handed to the transport, not yet done
-		flushing bool
-		closing  bool // a final packet is queued; close after it is written
-		dead     bool // transport closed: drop everything
-		// acks holds acknowledgements in the order their packets arrived
-		// while some wait for a durable step (store commit): each goes
-		// out once it and all before it are ready [MQTT-4.6.0-2..4].
-		acks []*pendingAck
+		flushing bool   // wbuf[0] is being written
+		closing  bool   // a final packet is queued; close after it is written
+		dead     bool   // transport closed: drop everything
+		recent   bool   // flushed since the housekeeping last looked (see dropIdleBuffers)
 	}
-
-	wbuf   [1][]byte // the vector being written
+	// wbuf[0] is the buffer being written while outMu.flushing, else an
+	// empty buffer kept to swap in for out (nil: none); guarded by outMu.
+	wbuf   [1][]byte
 	doneFn func(error)
 
-	// The small fields, together so that they pack.
-	isConnected   atomic.Bool
-	noLinger      atomic.Bool // close right after the final packet (the client is silent anyway)
-	congestedFlag atomic.Bool // deliveries held back by a full outbound buffer
-	stopRead      atomic.Bool // ignore further inbound bytes
-	// Set by another connection's CONNECT that took this one's session.
-	takenOver      atomic.Bool
-	takenOverClean atomic.Bool
-	hasRel         atomic.Bool // cold.rel has waiters to run
+	maxOut uint32 // session-guarded: client's Maximum Packet Size; 0: protocol maximum
+	slot   int32  // index in the broker's connection shard; -1: not registered (under the shard's lock)
 
-	willExpiry uint32 // loop-owned: will's Message Expiry Interval, seconds; 0: none
-	maxOut     uint32 // session-guarded: client's Maximum Packet Size; 0: protocol maximum
-	slot       int32  // index in the broker's connection shard; -1: not registered (under the shard's lock)
-
+	keepAlive  uint16 // effective keepalive, seconds; 0: none (set before fConnected, then fixed)
+	window     uint16 // session-guarded: outbound in-flight maximum
 	aliasInMax uint16 // loop-owned
 	aliasMax   uint16 // session-guarded: outbound aliases the broker may assign
 
+	shard      uint8         // the broker's connection shard
 	admitted   bool          // counted by Broker.admit (set in OnOpen)
 	deferred   bool          // under inMu: a CONNECT waits for its password check (see cold.held)
 	gone       bool          // under inMu: OnClose ran
 	connected  bool          // loop-owned
 	version    codec.Version // loop-owned
-	hasWillExp bool          // loop-owned
 	normalExit bool          // loop-owned: DISCONNECT without will
 	problem    bool          // loop-owned: MQTT 5 Request Problem Information (default true)
 	cleanStart bool          // loop-owned
+}
+
+// Bits of conn.flags: state other goroutines read or set.
+const (
+	fConnected      uint32 = 1 << iota // CONNECT completed, not yet disconnected
+	fNoLinger                          // close right after the final packet (the client is silent anyway)
+	fCongested                         // deliveries held back by a full outbound buffer
+	fStopRead                          // ignore further inbound bytes
+	fTakenOver                         // another connection's CONNECT took this one's session
+	fTakenOverClean                    // ... with a clean start
+	fHasRel                            // cold.rel has waiters to run
+	fSpare                             // wbuf holds a spare buffer (see dropIdleBuffers)
+	fClosing                           // closing started (see cold.closeBy)
+)
+
+// is reports whether flag f is set (any of them, when several).
+func (c *conn) is(f uint32) bool { return c.flags.Load()&f != 0 }
+
+// set sets the flags f; unset clears them. Both skip the atomic
+// read-modify-write when there is nothing to change: the hot paths set
+// and clear fCongested and fSpare per delivery.
+func (c *conn) set(f uint32) {
+	if c.flags.Load()&f != f {
+		c.flags.Or(f)
+	}
+}
+
+func (c *conn) unset(f uint32) {
+	if c.flags.Load()&f != 0 {
+		c.flags.And(^f)
+	}
+}
+
+// connWill is the connected client's will.
+type connWill struct {
+	session.Will
+	expiry    uint32 // MQTT 5 Message Expiry Interval, seconds
+	hasExpiry bool
 }
 
 // connCold is the part of a connection's state that most connections
@@ -118,9 +140,20 @@ type connCold struct {
 	ip         string            // for MaxConnectionsPerIP
 	held       []byte            // bytes received while deferred, not yet handled (under inMu)
 	authMethod string            // the CONNECT's Authentication Method ("" without); loop-owned
+	auth       *authExchange     // enhanced authentication in progress; loop-owned
 	exitReason string            // under outMu
 	aliasIn    map[uint16]string // loop-owned
 	aliasOut   map[string]uint16 // under sess.Mu
+
+	// closeBy is when the housekeeping closes the connection once
+	// fClosing is set (unix ns): a grace for the final packet from when
+	// closing started, then the linger after it was written.
+	closeBy atomic.Int64
+
+	// acks holds acknowledgements in the order their packets arrived
+	// while some wait for a durable step (store commit): each goes out
+	// once it and all before it are ready [MQTT-4.6.0-2..4]. Under outMu.
+	acks []*pendingAck
 
 	// Publishers' acknowledgements released by this connection's session
 	// queue draining, run by the next flush with no lock held.
@@ -157,6 +190,24 @@ func (c *conn) authMethod() string {
 	return ""
 }
 
+// auth is the enhanced authentication in progress, nil without; caller
+// holds inMu.
+func (c *conn) auth() *authExchange {
+	if x := c.cold.Load(); x != nil {
+		return x.auth
+	}
+	return nil
+}
+
+// setAuth sets (nil: ends) the enhanced authentication in progress;
+// caller holds inMu.
+func (c *conn) setAuth(a *authExchange) {
+	if a == nil && c.cold.Load() == nil {
+		return
+	}
+	c.x().auth = a
+}
+
 // ip is the client's address for MaxConnectionsPerIP, "" when not kept.
 func (c *conn) ip() string {
 	if x := c.cold.Load(); x != nil {
@@ -165,16 +216,20 @@ func (c *conn) ip() string {
 	return ""
 }
 
+// clientID is the client ID of a connected client (the session's).
+func (c *conn) clientID() string { return c.sess.ClientID }
+
 func newConn(b *Broker, tc transport.Conn) *conn {
+	now := time.Now().UnixNano()
 	c := &conn{
-		b:        b,
-		tc:       tc,
-		id:       connSeq.Add(1),
-		openedAt: time.Now().UnixNano(),
-		problem:  true,
-		slot:     -1,
+		b:       b,
+		tc:      tc,
+		shard:   uint8(connSeq.Add(1) % uint64(len(b.conns))),
+		problem: true,
+		slot:    -1,
 	}
-	c.lastRecv.Store(c.openedAt)
+	c.since.Store(now)
+	c.lastRecv.Store(now)
 	c.doneFn = c.written
 	return c
 }
@@ -289,13 +344,22 @@ func (pa *pendingAck) append(b []byte, v codec.Version) []byte {
 	return pa.ack.Append(b, v)
 }
 
+// acks is the queue of acknowledgements waiting to be written, nil when
+// empty; caller holds outMu.
+func (c *conn) acks() []*pendingAck {
+	if x := c.cold.Load(); x != nil {
+		return x.acks
+	}
+	return nil
+}
+
 // writeAck queues a PUBACK, PUBREC, PUBREL or PUBCOMP that needs no
 // durable step, behind any acknowledgement still waiting for one, without
 // building a closure on the fast path.
 func (c *conn) writeAck(kind codec.Type, id uint16, r codec.ReasonCode) {
 	a := codec.Ack{Kind: kind, PacketID: id, Reason: r}
 	c.outMu.Lock()
-	if len(c.outMu.acks) == 0 {
+	if len(c.acks()) == 0 {
 		if !c.outMu.dead && !c.outMu.closing {
 			n := len(c.outMu.out)
 			c.outMu.out = a.Append(c.outMu.out, c.version)
@@ -304,14 +368,16 @@ func (c *conn) writeAck(kind codec.Type, id uint16, r codec.ReasonCode) {
 		c.outMu.Unlock()
 		return
 	}
-	c.outMu.acks = append(c.outMu.acks, &pendingAck{ack: a, ready: true})
+	x := c.x()
+	x.acks = append(x.acks, &pendingAck{ack: a, ready: true})
 	c.outMu.Unlock()
 }
 
 // queueWaiting queues pa, an acknowledgement that waits for ackReady.
 func (c *conn) queueWaiting(pa *pendingAck) {
+	x := c.x()
 	c.outMu.Lock()
-	c.outMu.acks = append(c.outMu.acks, pa)
+	x.acks = append(x.acks, pa)
 	c.outMu.Unlock()
 }
 
@@ -320,7 +386,7 @@ func (c *conn) queueWaiting(pa *pendingAck) {
 // otherwise. Safe from any goroutine.
 func (c *conn) queueAck(wait bool, enc func([]byte) []byte, after func()) *pendingAck {
 	c.outMu.Lock()
-	if !wait && len(c.outMu.acks) == 0 {
+	if !wait && len(c.acks()) == 0 {
 		if !c.outMu.dead && !c.outMu.closing {
 			n := len(c.outMu.out)
 			c.outMu.out = enc(c.outMu.out)
@@ -333,15 +399,19 @@ func (c *conn) queueAck(wait bool, enc func([]byte) []byte, after func()) *pendi
 		return nil
 	}
 	pa := &pendingAck{enc: enc, ready: !wait, after: after}
-	c.outMu.acks = append(c.outMu.acks, pa)
+	x := c.x()
+	x.acks = append(x.acks, pa)
 	c.outMu.Unlock()
 	return pa
 }
 
 // pendingAcks is how many acknowledgements wait to be written.
 func (c *conn) pendingAcks() int {
+	if c.cold.Load() == nil {
+		return 0 // never had any: no lock needed
+	}
 	c.outMu.Lock()
-	n := len(c.outMu.acks)
+	n := len(c.acks())
 	c.outMu.Unlock()
 	return n
 }
@@ -350,11 +420,12 @@ func (c *conn) pendingAcks() int {
 // head of the queue. Safe from any goroutine.
 func (c *conn) ackReady(pa *pendingAck) {
 	var after []func()
+	x := c.x()
 	c.outMu.Lock()
 	pa.ready = true
 	i := 0
-	for ; i < len(c.outMu.acks) && c.outMu.acks[i].ready; i++ {
-		a := c.outMu.acks[i]
+	for ; i < len(x.acks) && x.acks[i].ready; i++ {
+		a := x.acks[i]
 		if !c.outMu.dead && !c.outMu.closing {
 			n := len(c.outMu.out)
 			c.outMu.out = a.append(c.outMu.out, c.version)
@@ -363,11 +434,11 @@ func (c *conn) ackReady(pa *pendingAck) {
 		if a.after != nil {
 			after = append(after, a.after)
 		}
-		c.outMu.acks[i] = nil
+		x.acks[i] = nil
 	}
-	c.outMu.acks = c.outMu.acks[i:]
-	if len(c.outMu.acks) == 0 {
-		c.outMu.acks = nil
+	x.acks = x.acks[i:]
+	if len(x.acks) == 0 {
+		x.acks = nil
 	}
 	c.outMu.Unlock()
 	for _, f := range after {
@@ -386,12 +457,12 @@ func (c *conn) flush() {
 		c.outMu.Unlock()
 		return
 	}
+	// Swap: out goes to the transport, the spare (if any) takes its place.
 	buf := c.outMu.out
-	c.outMu.out = c.outMu.spare[:0]
-	c.outMu.spare = nil
-	c.outMu.flushing = true
-	c.outMu.writing = len(buf)
+	c.outMu.out = c.wbuf[0][:0]
 	c.wbuf[0] = buf
+	c.outMu.flushing = true
+	c.outMu.recent = true
 	c.outMu.Unlock()
 	if err := c.tc.AsyncWritev(c.wbuf[:], c.doneFn); err != nil {
 		c.written(err)
@@ -401,13 +472,13 @@ func (c *conn) flush() {
 // written is the transport's completion of a flush.
 func (c *conn) written(err error) {
 	c.outMu.Lock()
-	buf := c.wbuf[0]
-	c.wbuf[0] = nil
-	c.outMu.flushing = false
-	c.outMu.writing = 0
-	if cap(buf) <= spareMax {
-		c.outMu.spare = buf[:0]
+	if cap(c.wbuf[0]) <= spareMax {
+		c.wbuf[0] = c.wbuf[0][:0] // the spare
+		c.set(fSpare)
+	} else {
+		c.wbuf[0] = nil
 	}
+	c.outMu.flushing = false
 	if err != nil {
 		c.outMu.dead = true
 		c.outMu.out = nil
@@ -418,7 +489,7 @@ func (c *conn) written(err error) {
 	switch {
 	case err != nil:
 		_ = c.tc.Close()
-	case closeNow && c.noLinger.Load():
+	case closeNow && c.is(fNoLinger):
 		_ = c.tc.Close()
 	case closeNow:
 		// Linger: the client reads the final packet (a DISCONNECT or a
@@ -426,12 +497,29 @@ func (c *conn) written(err error) {
 		// reset the connection under packets the client is still sending,
 		// and the client would never read the reason. Input is ignored
 		// meanwhile; the housekeeping sweep closes after lingerFor.
-		c.finalSent.Store(time.Now().UnixNano())
+		c.x().closeBy.Store(time.Now().Add(lingerFor).UnixNano())
 	case more:
 		c.flush()
-	case c.congestedFlag.Load():
+	case c.is(fCongested):
 		c.drain()
 	}
+}
+
+// dropIdleBuffers lets the write buffers of a connection that wrote
+// nothing since the last call go: a busy connection swaps two buffers
+// without allocating, an idle one need not keep them (up to spareMax
+// each). The housekeeping calls it every idleBuffersEvery.
+func (c *conn) dropIdleBuffers() {
+	c.outMu.Lock()
+	switch {
+	case c.outMu.recent:
+		c.outMu.recent = false
+	case !c.outMu.flushing && len(c.outMu.out) == 0:
+		c.wbuf[0] = nil
+		c.outMu.out = nil
+		c.unset(fSpare)
+	}
+	c.outMu.Unlock()
 }
 
 func (c *conn) markDead() {
@@ -441,15 +529,29 @@ func (c *conn) markDead() {
 	c.outMu.Unlock()
 }
 
+// closeGrace is how long a closing connection waits for its final packet
+// to be written before the housekeeping closes it anyway.
+const closeGrace = 5 * time.Second
+
+// startClosing marks the connection closing and reports whether it was
+// not already.
+func (c *conn) startClosing() bool {
+	if c.flags.Or(fClosing)&fClosing != 0 {
+		return false
+	}
+	c.x().closeBy.CompareAndSwap(0, time.Now().Add(closeGrace).UnixNano())
+	return true
+}
+
 // closeWith ends the connection: MQTT 5 connections that completed
 // CONNECT get a DISCONNECT with reason first. Safe from any goroutine.
 func (c *conn) closeWith(reason codec.ReasonCode, why string) {
-	if !c.closingSince.CompareAndSwap(0, time.Now().UnixNano()) {
+	if !c.startClosing() {
 		return
 	}
-	c.stopRead.Store(true)
+	c.set(fStopRead)
 	c.setExitReason(why)
-	if c.isConnected.Load() && c.v5() {
+	if c.is(fConnected) && c.v5() {
 		d := codec.Disconnect{Reason: reason}
 		if why != "" {
 			// A reason string is allowed on DISCONNECT whatever Request
@@ -504,7 +606,11 @@ func (c *conn) fail(err error) {
 	case errors.As(err, &rc):
 		reason = rc
 	}
-	c.b.log.Debug().Str("client_id", c.clientID).Str("remote", c.remote()).Err(err).Msg("closing connection")
+	id := ""
+	if c.connected {
+		id = c.clientID()
+	}
+	c.b.log.Debug().Str("client_id", id).Str("remote", c.remote()).Err(err).Msg("closing connection")
 	c.closeWith(reason, "protocol error: "+reason.String())
 }
 
@@ -512,9 +618,9 @@ func (c *conn) fail(err error) {
 func (c *conn) handle(h codec.Header, body []byte) error {
 	if !c.connected {
 		switch {
-		case h.Type == codec.CONNECT && c.auth == nil && c.version == 0:
+		case h.Type == codec.CONNECT && c.auth() == nil && c.version == 0:
 			return c.onConnect(body)
-		case h.Type == codec.AUTH && c.auth != nil:
+		case h.Type == codec.AUTH && c.auth() != nil:
 			return c.onAuth(h, body) // [MQTT-4.12.0-?]: only AUTH while authenticating
 		}
 		return &codec.MalformedError{Packet: h.Type, Field: "packet type", Reason: codec.ProtocolError, Msg: "first packet must be CONNECT"}

@@ -46,16 +46,17 @@ func connackCode(v codec.Version, r codec.ReasonCode) codec.ReasonCode {
 }
 
 // refuse answers CONNECT with a failure CONNACK and closes [MQTT-3.2.2-6].
-func (c *conn) refuse(r codec.ReasonCode, why string) error {
-	c.b.log.Debug().Str("client_id", c.clientID).Str("remote", c.remote()).Str("reason", why).Msg("connect refused")
+// clientID is the CONNECT's client ID for the log, "" before it is known.
+func (c *conn) refuse(clientID string, r codec.ReasonCode, why string) error {
+	c.b.log.Debug().Str("client_id", clientID).Str("remote", c.remote()).Str("reason", why).Msg("connect refused")
 	ack := codec.Connack{Reason: connackCode(c.version, r)}
 	if c.version == codec.V5 && why != "" {
 		ack.Props.Set(codec.PropReasonString)
 		ack.Props.ReasonString = []byte(why)
 	}
 	v := c.version
-	c.stopRead.Store(true)
-	c.closingSince.Store(time.Now().UnixNano())
+	c.set(fStopRead)
+	c.startClosing()
 	c.writeFinal(func(b []byte) []byte { return ack.Append(b, v) })
 	return nil
 }
@@ -68,7 +69,7 @@ func (c *conn) onConnect(body []byte) error {
 			// Answer in the 3.1.1 format: the client's level is unknown
 			// [MQTT-3.1.2-2].
 			c.version = codec.V311
-			return c.refuse(codec.UnsupportedProtocolVersion, "unsupported protocol version")
+			return c.refuse("", codec.UnsupportedProtocolVersion, "unsupported protocol version")
 		}
 		return err
 	}
@@ -88,11 +89,11 @@ func (c *conn) connect(p *codec.Connect, auth *authOutcome) error {
 	b := c.b
 	now := time.Now()
 	if b.closed.Load() {
-		return c.refuse(codec.ServerUnavailable, "shutting down")
+		return c.refuse("", codec.ServerUnavailable, "shutting down")
 	}
 	if b.connectRate != nil && !b.connectRate.take(now) {
 		b.st.refusedConns.Add(1)
-		return c.refuse(codec.ConnectionRateExceeded, "connect rate exceeded")
+		return c.refuse("", codec.ConnectionRateExceeded, "connect rate exceeded")
 	}
 	if b.cfg.MaxMsgRate > 0 {
 		c.msgRate = newBucket(b.cfg.MaxMsgRate, 2*b.cfg.MaxMsgRate)
@@ -102,14 +103,13 @@ func (c *conn) connect(p *codec.Connect, auth *authOutcome) error {
 	assigned := false
 	if clientID == "" {
 		if !p.CleanStart {
-			return c.refuse(codec.ClientIdentifierNotValid, "empty client id without clean start") // [MQTT-3.1.3-8]
+			return c.refuse("", codec.ClientIdentifierNotValid, "empty client id without clean start") // [MQTT-3.1.3-8]
 		}
 		clientID, assigned = b.assignID(), true
 	}
-	c.clientID = clientID
 	group, ok := b.checkClientID(clientID)
 	if !ok && !assigned {
-		return c.refuse(codec.ClientIdentifierNotValid, "client id not valid")
+		return c.refuse(clientID, codec.ClientIdentifierNotValid, "client id not valid")
 	}
 
 	// Authentication.
@@ -125,44 +125,43 @@ func (c *conn) connect(p *codec.Connect, auth *authOutcome) error {
 		// Password hashes are slow by design: check them on the auth
 		// workers, never on the event loop. The CONNECT (copied off the
 		// read buffer) and anything the client sends meanwhile wait.
-		return c.authenticateAsync(cloneConnect(p), certCN, group, assigned)
+		return c.authenticateAsync(cloneConnect(p), clientID, certCN, group, assigned)
 	case p.UsernameFlag && b.cfg.Users == nil && !b.cfg.AllowAnonymous:
-		return c.refuse(codec.BadUserNameOrPassword, "no users configured")
+		return c.refuse(clientID, codec.BadUserNameOrPassword, "no users configured")
 	case !p.UsernameFlag && !b.cfg.AllowAnonymous:
-		return c.refuse(codec.NotAuthorized, "anonymous access refused")
+		return c.refuse(clientID, codec.NotAuthorized, "anonymous access refused")
 	default:
 		c.user = string(p.Username)
 	}
-	return c.establish(p, group, assigned, auth)
+	return c.establish(p, clientID, group, assigned, auth)
 }
 
 // establish completes an authenticated CONNECT: will, keepalive, session
 // attach or takeover, CONNACK.
-func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *authOutcome) error {
+func (c *conn) establish(p *codec.Connect, clientID, group string, assigned bool, auth *authOutcome) error {
 	b := c.b
 	v5 := c.version == codec.V5
 	now := time.Now()
-	clientID := c.clientID
 
 	// Will.
 	if p.WillFlag {
 		topic := string(p.WillTopic)
 		if !b.validTopic(topic) {
-			return c.refuse(codec.TopicNameInvalid, "will topic not valid")
+			return c.refuse(clientID, codec.TopicNameInvalid, "will topic not valid")
 		}
 		if isSys(topic) || !b.allowed(c.user, topic, AccessPublish) {
-			return c.refuse(codec.NotAuthorized, "will topic not authorized")
+			return c.refuse(clientID, codec.NotAuthorized, "will topic not authorized")
 		}
 		wp := codec.Publish{Topic: p.WillTopic, Payload: p.WillPayload, QoS: p.WillQoS, Retain: p.WillRetain, Props: p.WillProps}
 		wp.Props.Clear(codec.PropMessageExpiry) // counted from when the will is published
 		m := session.NewMessage(&wp, p.WillTopic, clientID, now)
-		c.will = &session.Will{Msg: m}
+		c.will = &connWill{Will: session.Will{Msg: m}}
 		if v5 {
 			if p.WillProps.Has(codec.PropWillDelay) {
 				c.will.Delay = time.Duration(p.WillProps.WillDelay) * time.Second
 			}
 			if p.WillProps.Has(codec.PropMessageExpiry) {
-				c.willExpiry, c.hasWillExp = p.WillProps.MessageExpiry, true
+				c.will.expiry, c.will.hasExpiry = p.WillProps.MessageExpiry, true
 			}
 		}
 	}
@@ -173,7 +172,7 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 	if v5 && b.cfg.MaxKeepAlive > 0 && (ka == 0 || ka > b.cfg.MaxKeepAlive) {
 		ka, serverKA = b.cfg.MaxKeepAlive, true
 	}
-	c.keepAlive.Store(int64(ka) * int64(time.Second))
+	c.keepAlive = ka // read by the housekeeping once fConnected is set
 
 	// Session expiry.
 	var expiry time.Duration
@@ -190,10 +189,10 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 	}
 
 	// Flow control and limits the client asked for.
-	c.window = int(b.cfg.MaxInflight)
+	c.window = b.cfg.MaxInflight
 	if v5 {
-		if p.Props.Has(codec.PropReceiveMaximum) && int(p.Props.ReceiveMaximum) < c.window {
-			c.window = int(p.Props.ReceiveMaximum)
+		if p.Props.Has(codec.PropReceiveMaximum) && p.Props.ReceiveMaximum < c.window {
+			c.window = p.Props.ReceiveMaximum
 		}
 		if p.Props.Has(codec.PropMaximumPacketSize) {
 			c.maxOut = p.Props.MaximumPacketSize
@@ -206,7 +205,6 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 		}
 		c.aliasInMax = b.cfg.TopicAliasMaximum
 	}
-	c.group = group
 
 	// Attach the session, taking it over from another connection.
 	mu := b.idLock(clientID)
@@ -228,10 +226,8 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 		expired := s.Owner == nil && old == nil && !s.DisconnectedAt.IsZero() && now.Sub(s.DisconnectedAt) >= s.Expiry
 		if p.CleanStart || expired {
 			// Discard the old session [MQTT-3.1.2-4].
-			endedWill = s.PendingWill
-			s.PendingWill = nil
-			endedWaiters = s.Waiters
-			s.Waiters = nil
+			endedWill = s.TakePendingWill()
+			endedWaiters = s.TakeWaiters(nil)
 			endedSubs = append(endedSubs, s.TakeSubs()...)
 			s.Mu.Unlock()
 			b.store.Delete(clientID, s)
@@ -246,13 +242,14 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 	}
 	// A delayed will of the last connection is not sent when the session
 	// is resumed in time [MQTT-3.1.3-9].
-	s.PendingWill = nil
+	s.SetPendingWill(nil, time.Time{})
 	s.Owner = c
 	s.Expiry = expiry
 	s.DisconnectedAt = time.Time{}
 	c.sess = s
 	c.connected = true
-	c.isConnected.Store(true)
+	c.since.Store(now.UnixNano())
+	c.set(fConnected)
 
 	if exists && expiry == 0 && b.store.Durable() && s.Stored.Load() {
 		// Resumed as a session that ends with this connection: its records
@@ -261,7 +258,7 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 	}
 	b.store.SaveSession(s)
 	if c.will != nil {
-		b.store.SaveWill(clientID, c.will)
+		b.store.SaveWill(clientID, &c.will.Will)
 	}
 
 	ack := codec.Connack{SessionPresent: exists, Reason: codec.Success}
@@ -311,8 +308,11 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 	}
 
 	if old != nil {
-		old.takenOverClean.Store(p.CleanStart)
-		old.takenOver.Store(true)
+		f := fTakenOver
+		if p.CleanStart {
+			f |= fTakenOverClean
+		}
+		old.set(f)
 		old.closeWith(codec.SessionTakenOver, "takeover")
 	}
 	if ended != nil {
@@ -325,7 +325,6 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 		b.publishWill(endedWill)
 	}
 
-	c.connectedAt = now.UnixNano()
 	c.cleanStart = p.CleanStart
 	b.groupOnline(group, 1)
 	if e := b.log.Debug(); e.Enabled() {
@@ -344,10 +343,10 @@ func (c *conn) establish(p *codec.Connect, group string, assigned bool, auth *au
 // asked rather than kept: idle connections are most of the memory.
 func (c *conn) clientInfo() ClientInfo {
 	return ClientInfo{
-		ClientID: c.clientID, Group: c.group, Username: c.user, Node: c.b.cfg.NodeID,
+		ClientID: c.sess.ClientID, Group: c.sess.Group(), Username: c.user, Node: c.b.cfg.NodeID,
 		Remote: c.remote(), IP: c.remoteIP(), Transport: c.tc.Transport(), Protocol: "mqtt",
-		Version: c.version, KeepAlive: uint16(c.keepAlive.Load() / int64(time.Second)), CleanStart: c.cleanStart,
-		ConnectedAt: time.Unix(0, c.connectedAt),
+		Version: c.version, KeepAlive: c.keepAlive, CleanStart: c.cleanStart,
+		ConnectedAt: time.Unix(0, c.since.Load()),
 	}
 }
 
@@ -394,7 +393,7 @@ func (c *conn) onDisconnect(h codec.Header, body []byte) error {
 		c.normalExit = true // [MQTT-3.14.4-3]: the will is discarded
 	}
 	c.setExitReason("client disconnect")
-	c.stopRead.Store(true)
+	c.set(fStopRead)
 	_ = c.tc.Close()
 	return nil
 }
@@ -403,9 +402,9 @@ func (c *conn) onDisconnect(h codec.Header, body []byte) error {
 func (c *conn) disconnected(err error) {
 	b := c.b
 	now := time.Now()
-	c.isConnected.Store(false)
+	c.unset(fConnected)
 	s := c.sess
-	mu := b.idLock(c.clientID)
+	mu := b.idLock(s.ClientID)
 	mu.Lock()
 	s.Mu.Lock()
 	mine := s.Owner == c
@@ -415,8 +414,7 @@ func (c *conn) disconnected(err error) {
 	if mine {
 		// Publishers held back by this session's queue go on: what does
 		// not fit the offline queue is dropped and counted below.
-		waiters = s.Waiters
-		s.Waiters = nil
+		waiters = s.TakeWaiters(nil)
 		s.Owner = nil
 		s.DisconnectedAt = now
 		if s.Expiry == 0 {
@@ -433,36 +431,36 @@ func (c *conn) disconnected(err error) {
 	// DISCONNECT (without 0x04). A delay waits unless the session ends
 	// first [MQTT-3.1.3-9].
 	var willNow *session.Will
-	if w := c.will; w != nil && !c.normalExit {
-		if c.hasWillExp {
+	if cw := c.will; cw != nil && !c.normalExit {
+		w := &cw.Will
+		if cw.hasExpiry {
 			m := *w.Msg
-			m.ExpiresAt = now.Add(w.Delay + time.Duration(c.willExpiry)*time.Second)
+			m.ExpiresAt = now.Add(w.Delay + time.Duration(cw.expiry)*time.Second)
 			w = &session.Will{Msg: &m, Delay: w.Delay}
 		}
 		switch {
 		case !mine:
 			// Taken over: a resumed session cancels a delayed will; a
 			// clean start ended the old session, so the will goes now.
-			if w.Delay == 0 || c.takenOverClean.Load() {
+			if w.Delay == 0 || c.is(fTakenOverClean) {
 				willNow = w
 			}
 		case endNow || w.Delay == 0:
 			willNow = w
 		default:
-			s.PendingWill = w
-			s.WillAt = now.Add(min(w.Delay, s.Expiry))
+			s.SetPendingWill(w, now.Add(min(w.Delay, s.Expiry)))
 		}
 	}
 	if mine && !endNow {
 		b.store.SaveSession(s)
 	}
 	if c.will != nil && mine {
-		b.store.DeleteWill(c.clientID)
+		b.store.DeleteWill(s.ClientID)
 	}
 	wrote := b.store.Durable() && (s.Stored.Load() || c.will != nil)
 	s.Mu.Unlock()
 	if endNow {
-		b.store.Delete(c.clientID, s)
+		b.store.Delete(s.ClientID, s)
 	}
 	mu.Unlock()
 	if wrote {
@@ -477,7 +475,7 @@ func (c *conn) disconnected(err error) {
 	for _, f := range waiters {
 		f(nil)
 	}
-	b.groupOnline(c.group, -1)
+	b.groupOnline(s.Group(), -1)
 
 	var reason string
 	if x := c.cold.Load(); x != nil {
@@ -486,7 +484,7 @@ func (c *conn) disconnected(err error) {
 		c.outMu.Unlock()
 	}
 	switch {
-	case c.takenOver.Load():
+	case c.is(fTakenOver):
 		reason = "takeover"
 	case reason != "":
 	case err != nil:
@@ -494,7 +492,7 @@ func (c *conn) disconnected(err error) {
 	default:
 		reason = "connection closed"
 	}
-	b.log.Debug().Str("client_id", c.clientID).Str("reason", reason).Msg("disconnected")
+	b.log.Debug().Str("client_id", s.ClientID).Str("reason", reason).Msg("disconnected")
 	if len(b.cfg.Hooks) > 0 {
 		info := c.clientInfo()
 		for _, h := range b.cfg.Hooks {

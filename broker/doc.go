@@ -55,12 +55,21 @@
 // # Memory per connection
 //
 // Idle connections are most of a broker's memory, so a connection keeps
-// inline only what every connection uses: the rarely used state (bytes held
-// behind a deferred CONNECT, the authentication method, the exit reason,
-// topic-alias maps, the per-IP address, released publishers) lives in a
-// connCold allocated on first use; ClientInfo is built when a hook asks;
-// the connection registry is a slice per shard. The hot paths allocate the
-// message (one copy, two objects) and, for QoS 1/2, its in-flight record;
-// a held acknowledgement is one object; BenchmarkFanout and BenchmarkQoS1
-// count them.
+// inline only what every connection uses, in 208 bytes (TestConnSize):
+// flags are bits of one atomic word, the client ID and group are the
+// session's, and the rarely used state (bytes held behind a deferred
+// CONNECT, enhanced authentication, acknowledgements waiting for a commit,
+// the exit reason and close deadline, topic-alias maps, the per-IP
+// address, released publishers) lives in a connCold allocated on first
+// use; ClientInfo is built when a hook asks; the connection registry is a
+// slice per shard. A connection that wrote nothing for a sweep period
+// (idleBuffersEvery) lets its write buffers go. The session keeps its
+// queue, QoS 2 ids, held publishers and delayed will apart in the same way
+// (session.Session is 112 bytes), and a trie leaf keeps a lone subscriber
+// inline (32 bytes). An idle subscribed connection thus costs the conn,
+// its session, its subscription (in the session and the trie), and the
+// client ID and filter strings. The hot paths allocate the message (one
+// copy, two objects) and, for QoS 1/2, its in-flight record; a held
+// acknowledgement is one object; BenchmarkFanout and BenchmarkQoS1 count
+// them.
 package broker

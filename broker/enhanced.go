@@ -50,18 +50,18 @@ func (c *conn) startEnhancedAuth(p *codec.Connect) error {
 	method := string(p.Props.AuthMethod)
 	impl := c.b.cfg.EnhancedAuth[method]
 	if impl == nil {
-		return c.refuse(codec.BadAuthenticationMethod, "authentication method not supported")
+		return c.refuse("", codec.BadAuthenticationMethod, "authentication method not supported")
 	}
 	st, err := impl.Start(string(p.ClientID), p.Props.AuthData)
 	if err != nil {
-		return c.refuse(codec.NotAuthorized, "enhanced authentication failed")
+		return c.refuse("", codec.NotAuthorized, "enhanced authentication failed")
 	}
 	if st.Done {
 		return c.connect(p, &authOutcome{method: method, user: st.User, data: st.Out})
 	}
 	// The CONNECT waits for the exchange: keep a copy, the read buffer
 	// is reused.
-	c.auth = &authExchange{method: method, impl: impl, state: st.State, connect: cloneConnect(p)}
+	c.setAuth(&authExchange{method: method, impl: impl, state: st.State, connect: cloneConnect(p)})
 	c.sendAuth(codec.ContinueAuthentication, method, st.Out)
 	return nil
 }
@@ -89,27 +89,26 @@ func (c *conn) onAuth(h codec.Header, body []byte) error {
 	}
 	method := string(a.Props.AuthMethod)
 	switch {
-	case a.Reason == codec.ContinueAuthentication && c.auth != nil:
-		if method != c.auth.method {
+	case a.Reason == codec.ContinueAuthentication && c.auth() != nil:
+		ex := c.auth()
+		if method != ex.method {
 			return &codec.MalformedError{Packet: codec.AUTH, Field: "authentication method", Reason: codec.ProtocolError, Msg: "differs from the exchange's"} // [MQTT-4.12.0-5]
 		}
-		st, err := c.auth.impl.Continue(c.auth.state, a.Props.AuthData)
+		st, err := ex.impl.Continue(ex.state, a.Props.AuthData)
 		if err != nil {
-			if c.auth.connect != nil {
-				c.auth = nil
-				return c.refuse(codec.NotAuthorized, "enhanced authentication failed")
+			c.setAuth(nil)
+			if ex.connect != nil {
+				return c.refuse("", codec.NotAuthorized, "enhanced authentication failed")
 			}
-			c.auth = nil
 			c.closeWith(codec.NotAuthorized, "re-authentication failed")
 			return nil
 		}
 		if !st.Done {
-			c.auth.state = st.State
+			ex.state = st.State
 			c.sendAuth(codec.ContinueAuthentication, method, st.Out)
 			return nil
 		}
-		ex := c.auth
-		c.auth = nil
+		c.setAuth(nil)
 		if ex.connect != nil {
 			return c.connect(ex.connect, &authOutcome{method: method, user: st.User, data: st.Out})
 		}
@@ -119,12 +118,12 @@ func (c *conn) onAuth(h codec.Header, body []byte) error {
 		}
 		c.sendAuth(codec.Success, method, st.Out)
 		return nil
-	case a.Reason == codec.ReAuthenticate && c.connected && c.auth == nil:
+	case a.Reason == codec.ReAuthenticate && c.connected && c.auth() == nil:
 		if method != c.authMethod() {
 			return &codec.MalformedError{Packet: codec.AUTH, Field: "authentication method", Reason: codec.ProtocolError, Msg: "re-authentication must use the CONNECT's method"} // [MQTT-4.12.1-1]
 		}
 		impl := c.b.cfg.EnhancedAuth[method]
-		st, err := impl.Start(c.clientID, a.Props.AuthData)
+		st, err := impl.Start(c.clientID(), a.Props.AuthData)
 		if err != nil {
 			c.closeWith(codec.NotAuthorized, "re-authentication failed")
 			return nil
@@ -137,7 +136,7 @@ func (c *conn) onAuth(h codec.Header, body []byte) error {
 			c.sendAuth(codec.Success, method, st.Out)
 			return nil
 		}
-		c.auth = &authExchange{method: method, impl: impl, state: st.State}
+		c.setAuth(&authExchange{method: method, impl: impl, state: st.State})
 		c.sendAuth(codec.ContinueAuthentication, method, st.Out)
 		return nil
 	default:

@@ -65,7 +65,7 @@ func (c *conn) waitAck(kind codec.Type, id uint16, r codec.ReasonCode, rt *routi
 			// acknowledgement: it will resend.
 			b.release(held)
 			if err != nil {
-				b.log.Error().Err(err).Str("client_id", c.clientID).Msg("store commit failed")
+				b.log.Error().Err(err).Str("client_id", c.clientID()).Msg("store commit failed")
 			}
 			w.done(err)
 		})
@@ -262,14 +262,14 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 	}
 	if p.QoS == codec.QoS2 {
 		s.Mu.Lock()
-		if _, dup := s.Received[p.PacketID]; dup {
+		if s.HasReceived(p.PacketID) {
 			// A resend of one we have: acknowledge again, deliver once
 			// [MQTT-4.3.3-10].
 			s.Mu.Unlock()
 			c.writeAck(codec.PUBREC, p.PacketID, codec.Success)
 			return nil
 		}
-		if len(s.Received) >= int(b.cfg.ReceiveMaximum) {
+		if s.ReceivedLen() >= int(b.cfg.ReceiveMaximum) {
 			s.Mu.Unlock()
 			return codec.ReceiveMaximumExceeded // [MQTT-3.3.4-9]
 		}
@@ -277,7 +277,7 @@ func (c *conn) onPublish(h codec.Header, body []byte) error {
 		s.Mu.Unlock()
 	}
 	now := time.Now()
-	m := session.NewMessage(p, topic, c.clientID, now)
+	m := session.NewMessage(p, topic, s.ClientID, now)
 	b.st.messagesIn.Add(1)
 	rt := sc.routing()
 	if rt != nil {
@@ -332,7 +332,7 @@ func (c *conn) publishWrites(p *codec.Publish, m *session.Message, rt *routing) 
 			rt.wrote = true
 		}
 	}
-	b.route(m, c.clientID, rt, false)
+	b.route(m, c.clientID(), rt, false)
 }
 
 // onAck handles PUBACK, PUBREC, PUBREL and PUBCOMP from the client.
@@ -343,9 +343,8 @@ func (c *conn) onAck(a *codec.Ack) error {
 	switch a.Kind {
 	case codec.PUBREL: // inbound QoS 2, step 3 [MQTT-4.3.3-11]
 		s.Mu.Lock()
-		_, ok := s.Received[a.PacketID]
+		ok := s.ReleaseReceived(a.PacketID)
 		if ok {
-			delete(s.Received, a.PacketID)
 			b.store.DeleteReceived(s, a.PacketID)
 		}
 		s.Mu.Unlock()
@@ -434,9 +433,9 @@ func (b *Broker) route(m *session.Message, publisher string, ds *routing, online
 			pick = start % len(ms)
 		}
 		e := ms[pick]
-		d := session.Delivery{Msg: m, QoS: min(m.QoS, e.sub.QoS), Retain: m.Retain && e.sub.RetainAsPublished}
-		if e.sub.ID != 0 {
-			d.SubIDs = []uint32{e.sub.ID}
+		d := session.Delivery{Msg: m, QoS: min(m.QoS, e.qos), Retain: m.Retain && e.rap}
+		if e.id != 0 {
+			d.SubIDs = []uint32{e.id}
 		}
 		b.deliver(e.s, d, now, ds, onlineOnly)
 	}
@@ -463,7 +462,7 @@ func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time, 
 		if c != nil {
 			if !c.writePublishLocked(&session.Inflight{Delivery: d}, false, now) {
 				b.st.droppedQoS0.Add(1)
-				c.congestedFlag.Store(true)
+				c.set(fCongested)
 			}
 		}
 		s.Mu.Unlock()
@@ -483,7 +482,7 @@ func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time, 
 		// Online and full: hold the publisher back rather than drop a
 		// message it will have acknowledged.
 		if done := ds.hold(); done != nil {
-			s.Waiters = append(s.Waiters, done)
+			s.AddWaiter(done)
 			limit = 0 // no trimming: this one is paid for by backpressure
 		}
 	}
@@ -540,9 +539,9 @@ func (c *conn) drain() {
 // message whose store record is not committed yet, keeping order.
 func (c *conn) drainLocked(now time.Time) {
 	s := c.sess
-	c.congestedFlag.Store(false)
+	c.unset(fCongested)
 	defer c.releaseWaitersLocked()
-	for s.InflightLen() < c.window {
+	for s.InflightLen() < int(c.window) {
 		f := s.NextUnsent()
 		if f == nil || !f.Durable {
 			return
@@ -554,7 +553,7 @@ func (c *conn) drainLocked(now time.Time) {
 			continue
 		}
 		if !c.hasRoom() {
-			c.congestedFlag.Store(true)
+			c.set(fCongested)
 			return
 		}
 		s.MarkSent()
@@ -721,28 +720,26 @@ func (b *Broker) Publish(m *Message, opts PublishOptions, done func(error)) erro
 // holds c.sess.Mu.
 func (c *conn) releaseWaitersLocked() {
 	s := c.sess
-	if len(s.Waiters) == 0 || s.QueueLen() >= c.b.cfg.MaxPending {
+	if s.Waiting() == 0 || s.QueueLen() >= c.b.cfg.MaxPending {
 		return
 	}
 	x := c.x()
 	x.relMu.Lock()
-	x.rel = append(x.rel, s.Waiters...)
+	x.rel = s.TakeWaiters(x.rel)
 	x.relMu.Unlock()
-	clear(s.Waiters)
-	s.Waiters = s.Waiters[:0]
-	c.hasRel.Store(true)
+	c.set(fHasRel)
 }
 
 // runReleased calls the released waiters, with no lock held.
 func (c *conn) runReleased() {
-	if !c.hasRel.Load() {
+	if !c.is(fHasRel) {
 		return
 	}
 	x := c.x()
 	x.relMu.Lock()
 	rel := x.rel
 	x.rel = nil
-	c.hasRel.Store(false)
+	c.unset(fHasRel)
 	x.relMu.Unlock()
 	for _, f := range rel {
 		f(nil)

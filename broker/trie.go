@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mqttd/mqttd/codec"
 	"github.com/mqttd/mqttd/session"
 )
 
@@ -25,10 +26,18 @@ func splitLevels(t string, buf []string) []string {
 	}
 }
 
-// subEntry is one client's subscription in the trie.
+// subEntry is one client's subscription in the trie: what routing needs
+// of it (the filter is the node's path; the session keeps the rest).
 type subEntry struct {
-	s   *session.Session
-	sub session.Subscription
+	s       *session.Session
+	id      uint32    // subscription identifier; 0: none
+	qos     codec.QoS // granted QoS
+	noLocal bool
+	rap     bool // Retain As Published
+}
+
+func newSubEntry(s *session.Session, sub session.Subscription) subEntry {
+	return subEntry{s: s, id: sub.ID, qos: sub.QoS, noLocal: sub.NoLocal, rap: sub.RetainAsPublished}
 }
 
 // shareGroup is the members of one shared-subscription group on one
@@ -38,13 +47,24 @@ type shareGroup struct {
 	next    atomic.Uint32
 }
 
+// node is one level of the trie. Most nodes are leaves with a single
+// subscriber (a device's own topic), so that one is kept inline and a
+// node is 32 bytes; more subscribers and shared groups live in nodeMore.
+// A node does not know its key or parent: remove walks down from the
+// root and prunes on the way back.
 type node struct {
 	children map[string]*node
-	subs     []subEntry             // plain subscriptions, one per client
-	subIdx   map[string]int         // client ID → index in subs, once subs is long
-	shared   map[string]*shareGroup // by group name
-	parent   *node
-	key      string
+	// one is the plain subscription when the node has exactly one;
+	// otherwise one.s is nil and more.subs holds them (two or more).
+	one  subEntry
+	more *nodeMore // nil: no subscriptions besides one
+}
+
+// nodeMore is what a node with more than one subscriber keeps.
+type nodeMore struct {
+	subs   []subEntry             // plain subscriptions, one per client, when more than one
+	subIdx map[string]int         // client ID → index in subs, once subs is long
+	shared map[string]*shareGroup // by group name
 }
 
 // subsIndexed is the length of a node's subscriber list from which it
@@ -52,55 +72,123 @@ type node struct {
 // most filters have a handful of subscribers.
 const subsIndexed = 16
 
-func (n *node) findSub(clientID string) int {
-	if n.subIdx != nil {
-		if i, ok := n.subIdx[clientID]; ok {
+func (n *node) moreSubs() *nodeMore {
+	if n.more == nil {
+		n.more = new(nodeMore)
+	}
+	return n.more
+}
+
+// findSub returns the plain subscription of clientID, or nil.
+func (n *node) findSub(clientID string) *subEntry {
+	if n.one.s != nil && n.one.s.ClientID == clientID {
+		return &n.one
+	}
+	if x := n.more; x != nil {
+		if i := x.findSub(clientID); i >= 0 {
+			return &x.subs[i]
+		}
+	}
+	return nil
+}
+
+// addSub adds a plain subscription of a client the node does not have.
+func (n *node) addSub(e subEntry) {
+	if n.one.s == nil && (n.more == nil || len(n.more.subs) == 0) {
+		n.one = e
+		return
+	}
+	x := n.moreSubs()
+	if n.one.s != nil {
+		x.addSub(n.one)
+		n.one = subEntry{}
+	}
+	x.addSub(e)
+}
+
+// removeSub removes clientID's plain subscription if it belongs to s
+// (nil: any session) and reports whether it did.
+func (n *node) removeSub(s *session.Session, clientID string) bool {
+	if n.one.s != nil && n.one.s.ClientID == clientID {
+		if s != nil && n.one.s != s {
+			return false
+		}
+		n.one = subEntry{}
+		return true
+	}
+	x := n.more
+	if x == nil {
+		return false
+	}
+	i := x.findSub(clientID)
+	if i < 0 || s != nil && x.subs[i].s != s {
+		return false
+	}
+	x.removeSubAt(i)
+	if len(x.subs) == 1 {
+		n.one = x.subs[0]
+		x.subs, x.subIdx = nil, nil
+	}
+	n.tidy()
+	return true
+}
+
+// tidy drops more once it holds nothing.
+func (n *node) tidy() {
+	if x := n.more; x != nil && len(x.subs) == 0 && len(x.shared) == 0 {
+		n.more = nil
+	}
+}
+
+func (x *nodeMore) findSub(clientID string) int {
+	if x.subIdx != nil {
+		if i, ok := x.subIdx[clientID]; ok {
 			return i
 		}
 		return -1
 	}
-	for i := range n.subs {
-		if n.subs[i].s.ClientID == clientID {
+	for i := range x.subs {
+		if x.subs[i].s.ClientID == clientID {
 			return i
 		}
 	}
 	return -1
 }
 
-func (n *node) addSub(e subEntry) {
-	n.subs = append(n.subs, e)
-	if n.subIdx != nil {
-		n.subIdx[e.s.ClientID] = len(n.subs) - 1
-	} else if len(n.subs) > subsIndexed {
-		n.subIdx = make(map[string]int, len(n.subs))
-		for i := range n.subs {
-			n.subIdx[n.subs[i].s.ClientID] = i
+func (x *nodeMore) addSub(e subEntry) {
+	x.subs = append(x.subs, e)
+	if x.subIdx != nil {
+		x.subIdx[e.s.ClientID] = len(x.subs) - 1
+	} else if len(x.subs) > subsIndexed {
+		x.subIdx = make(map[string]int, len(x.subs))
+		for i := range x.subs {
+			x.subIdx[x.subs[i].s.ClientID] = i
 		}
 	}
 }
 
-func (n *node) removeSubAt(i int) {
-	last := len(n.subs) - 1
-	id := n.subs[i].s.ClientID
-	n.subs[i] = n.subs[last]
-	n.subs[last] = subEntry{}
-	n.subs = n.subs[:last]
-	if n.subIdx != nil {
-		delete(n.subIdx, id)
+func (x *nodeMore) removeSubAt(i int) {
+	last := len(x.subs) - 1
+	id := x.subs[i].s.ClientID
+	x.subs[i] = x.subs[last]
+	x.subs[last] = subEntry{}
+	x.subs = x.subs[:last]
+	if x.subIdx != nil {
+		delete(x.subIdx, id)
 		if i < last {
-			n.subIdx[n.subs[i].s.ClientID] = i
+			x.subIdx[x.subs[i].s.ClientID] = i
 		}
-		if len(n.subs) <= subsIndexed/2 {
-			n.subIdx = nil
+		if len(x.subs) <= subsIndexed/2 {
+			x.subIdx = nil
 		}
 	}
-	if len(n.subs) == 0 {
-		n.subs = nil
+	if len(x.subs) == 0 {
+		x.subs = nil
 	}
 }
 
 func (n *node) empty() bool {
-	return len(n.children) == 0 && len(n.subs) == 0 && len(n.shared) == 0
+	return len(n.children) == 0 && n.one.s == nil && n.more == nil
 }
 
 // trie is the subscription index: topic filters by level, with the
@@ -126,27 +214,28 @@ func (t *trie) add(s *session.Session, group, filter string, sub session.Subscri
 			if n.children == nil {
 				n.children = make(map[string]*node)
 			}
-			c = &node{parent: n, key: l}
+			c = new(node)
 			n.children[l] = c
 		}
 		n = c
 	}
-	e := subEntry{s: s, sub: sub}
+	e := newSubEntry(s, sub)
 	if group == "" {
-		if i := n.findSub(s.ClientID); i >= 0 {
-			n.subs[i] = e
+		if old := n.findSub(s.ClientID); old != nil {
+			*old = e
 			existed = true
 		} else {
 			n.addSub(e)
 		}
 	} else {
-		if n.shared == nil {
-			n.shared = make(map[string]*shareGroup)
+		x := n.moreSubs()
+		if x.shared == nil {
+			x.shared = make(map[string]*shareGroup)
 		}
-		g := n.shared[group]
+		g := x.shared[group]
 		if g == nil {
 			g = &shareGroup{}
-			n.shared[group] = g
+			x.shared[group] = g
 		}
 		for i := range g.members {
 			if g.members[i].s.ClientID == s.ClientID {
@@ -172,6 +261,9 @@ func (t *trie) add(s *session.Session, group, filter string, sub session.Subscri
 func (t *trie) remove(s *session.Session, clientID, group, filter string) bool {
 	var lb [maxLevels]string
 	levels := splitLevels(filter, lb[:])
+	// path[i] is the node at depth i (the root at 0), for pruning.
+	var pb [maxLevels + 1]*node
+	path := append(pb[:0], &t.root)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := &t.root
@@ -180,35 +272,34 @@ func (t *trie) remove(s *session.Session, clientID, group, filter string) bool {
 		if n == nil {
 			return false
 		}
+		path = append(path, n)
 	}
 	found := false
 	if group == "" {
-		if i := n.findSub(clientID); i >= 0 && (s == nil || n.subs[i].s == s) {
-			n.removeSubAt(i)
-			found = true
-		}
-	} else if g := n.shared[group]; g != nil {
-		for i := range g.members {
-			if g.members[i].s.ClientID == clientID && (s == nil || g.members[i].s == s) {
-				ms := make([]subEntry, 0, len(g.members)-1)
-				ms = append(ms, g.members[:i]...)
-				g.members = append(ms, g.members[i+1:]...)
-				found = true
-				break
+		found = n.removeSub(s, clientID)
+	} else if x := n.more; x != nil {
+		if g := x.shared[group]; g != nil {
+			for i := range g.members {
+				if g.members[i].s.ClientID == clientID && (s == nil || g.members[i].s == s) {
+					ms := make([]subEntry, 0, len(g.members)-1)
+					ms = append(ms, g.members[:i]...)
+					g.members = append(ms, g.members[i+1:]...)
+					found = true
+					break
+				}
 			}
-		}
-		if len(g.members) == 0 {
-			delete(n.shared, group)
+			if len(g.members) == 0 {
+				delete(x.shared, group)
+				n.tidy()
+			}
 		}
 	}
 	if found {
 		t.count.Add(-1)
 	}
 	// Prune empty nodes up to the root.
-	for n != &t.root && n.empty() {
-		p := n.parent
-		delete(p.children, n.key)
-		n = p
+	for i := len(path) - 1; i > 0 && path[i].empty(); i-- {
+		delete(path[i-1].children, levels[i-1])
 	}
 	return found
 }
@@ -262,11 +353,11 @@ const mergeLinear = 16
 func (m *matcher) merge(msg *session.Message, publisher string) []target {
 	for i := range m.plain {
 		e := &m.plain[i]
-		if e.sub.NoLocal && e.s.ClientID == publisher {
+		if e.noLocal && e.s.ClientID == publisher {
 			continue // [MQTT-3.8.3-3]
 		}
-		q := min(msg.QoS, e.sub.QoS)
-		ret := msg.Retain && e.sub.RetainAsPublished
+		q := min(msg.QoS, e.qos)
+		ret := msg.Retain && e.rap
 		k := -1
 		if len(m.plain) <= mergeLinear {
 			for j := range m.out {
@@ -287,8 +378,8 @@ func (m *matcher) merge(msg *session.Message, publisher string) []target {
 		}
 		if k < 0 {
 			t := target{s: e.s, Delivery: session.Delivery{Msg: msg, QoS: q, Retain: ret}}
-			if e.sub.ID != 0 {
-				t.SubIDs = []uint32{e.sub.ID}
+			if e.id != 0 {
+				t.SubIDs = []uint32{e.id}
 			}
 			m.out = append(m.out, t)
 			continue
@@ -296,8 +387,8 @@ func (m *matcher) merge(msg *session.Message, publisher string) []target {
 		t := &m.out[k]
 		t.QoS = max(t.QoS, q)
 		t.Retain = t.Retain || ret
-		if e.sub.ID != 0 {
-			t.SubIDs = append(t.SubIDs, e.sub.ID)
+		if e.id != 0 {
+			t.SubIDs = append(t.SubIDs, e.id)
 		}
 	}
 	return m.out
@@ -337,10 +428,13 @@ func (t *trie) matchNode(n *node, levels []string, i int, m *matcher) {
 }
 
 func (t *trie) collect(n *node, m *matcher) {
-	for _, e := range n.subs {
-		m.plain = append(m.plain, e)
+	if n.one.s != nil {
+		m.plain = append(m.plain, n.one)
 	}
-	for _, g := range n.shared {
-		m.groups = append(m.groups, groupMatch{g: g, members: g.members})
+	if x := n.more; x != nil {
+		m.plain = append(m.plain, x.subs...)
+		for _, g := range x.shared {
+			m.groups = append(m.groups, groupMatch{g: g, members: g.members})
+		}
 	}
 }

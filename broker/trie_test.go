@@ -284,3 +284,38 @@ func TestTrieSharedMembersAfterUnlock(t *testing.T) {
 		}
 	}
 }
+
+// TestTrieNodeInlineSubscriber: a node keeps a lone plain subscriber
+// inline and moves it out and back as others come and go, shared groups
+// beside it.
+func TestTrieNodeInlineSubscriber(t *testing.T) {
+	tr := &trie{}
+	a, b := session.New("a", ""), session.New("b", "")
+	require.False(t, tr.add(a, "", "x/y", session.Subscription{QoS: 1}))
+	leaf := tr.root.children["x"].children["y"]
+	require.NotNil(t, leaf)
+	assert.Same(t, a, leaf.one.s)
+	assert.Nil(t, leaf.more, "a lone subscriber needs nothing else")
+
+	require.False(t, tr.add(b, "", "x/y", session.Subscription{QoS: 0}))
+	require.False(t, tr.add(a, "g", "x/y", session.Subscription{QoS: 2}))
+	assert.Equal(t, []string{"a", "b", "share:a"}, matchIDs(tr, "x/y"))
+	assert.Nil(t, leaf.one.s, "two subscribers live in more")
+
+	require.True(t, tr.remove(a, "a", "", "x/y"))
+	assert.Equal(t, []string{"b", "share:a"}, matchIDs(tr, "x/y"))
+	assert.Same(t, b, leaf.one.s, "the last one moves back inline")
+	require.True(t, tr.remove(a, "a", "g", "x/y"))
+	assert.Nil(t, leaf.more)
+
+	assert.True(t, tr.add(b, "", "x/y", session.Subscription{QoS: 2}), "re-subscribe replaces")
+	m := &matcher{}
+	tr.match("x/y", m)
+	out := m.merge(&session.Message{Topic: "x/y", QoS: codec.QoS2}, "")
+	require.Len(t, out, 1)
+	assert.Equal(t, codec.QoS2, out[0].QoS)
+	assert.False(t, tr.remove(a, "b", "", "x/y"), "another session's subscription stays")
+	require.True(t, tr.remove(nil, "b", "", "x/y"))
+	assert.EqualValues(t, 0, tr.count.Load())
+	assert.Empty(t, tr.root.children, "empty branches are pruned")
+}

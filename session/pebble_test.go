@@ -136,13 +136,15 @@ func TestPebbleReopenLoadsEverything(t *testing.T) {
 	assert.Equal(t, "bare", snap.Sessions[0].ClientID, "sorted by client id")
 	got := sessionByID(snap, full.ClientID)
 	require.NotNil(t, got)
-	assert.Equal(t, full.Group, got.Group)
+	assert.Equal(t, full.Group(), got.Group())
 	assert.Equal(t, full.Expiry, got.Expiry)
 	assert.Equal(t, full.DisconnectedAt, got.DisconnectedAt)
 	assert.Equal(t, full.Subscriptions(), got.Subscriptions())
-	assert.Equal(t, full.PendingWill, got.PendingWill)
-	assert.Equal(t, full.WillAt, got.WillAt)
-	assert.Equal(t, map[uint16]struct{}{1: {}, 65535: {}}, got.Received)
+	fullWill, fullWillAt := full.PendingWill()
+	gotWill, gotWillAt := got.PendingWill()
+	assert.Equal(t, fullWill, gotWill)
+	assert.Equal(t, fullWillAt, gotWillAt)
+	assert.Equal(t, map[uint16]struct{}{1: {}, 65535: {}}, received(got))
 	// The released QoS 2 message is in flight (PUBREL resent); the others
 	// wait to be sent again, in store order, within the client's window.
 	assert.Equal(t, []*Inflight{restored(outs[1]), restored(outs[0]), restored(outs[2]), restored(outs[3])}, got.Out())
@@ -158,8 +160,8 @@ func TestPebbleReopenLoadsEverything(t *testing.T) {
 	require.NotNil(t, gotBare)
 	assert.Equal(t, time.Hour, gotBare.Expiry)
 	assert.Empty(t, gotBare.Subscriptions())
-	assert.Nil(t, gotBare.PendingWill)
-	assert.Equal(t, map[uint16]struct{}{300: {}}, gotBare.Received)
+	assert.Nil(t, gotBare.TakePendingWill())
+	assert.Equal(t, map[uint16]struct{}{300: {}}, received(gotBare))
 	require.Len(t, gotBare.Out(), 1)
 	assert.Equal(t, "bare-1", string(gotBare.Out()[0].Msg.Payload))
 
@@ -195,7 +197,7 @@ func TestPebbleOverwriteAndDelete(t *testing.T) {
 	p.DeleteWill("w")
 	p.DeleteRetained(ret.Topic)
 	s.DeleteSub("plain")
-	s.PendingWill, s.WillAt = nil, time.Time{}
+	s.SetPendingWill(nil, time.Time{})
 	p.SaveSession(s)
 	commit(t, p)
 
@@ -204,10 +206,10 @@ func TestPebbleOverwriteAndDelete(t *testing.T) {
 	got := sessionByID(snap, s.ClientID)
 	require.NotNil(t, got)
 	assert.Equal(t, s.Subscriptions(), got.Subscriptions())
-	assert.Nil(t, got.PendingWill)
+	assert.Nil(t, got.TakePendingWill())
 	require.Len(t, got.Out(), 1)
 	assert.Equal(t, PhaseReleased, got.Out()[0].Phase)
-	assert.Equal(t, map[uint16]struct{}{11: {}}, got.Received)
+	assert.Equal(t, map[uint16]struct{}{11: {}}, received(got))
 	assert.Empty(t, snap.Wills)
 	assert.Empty(t, snap.Retained)
 }
@@ -247,7 +249,7 @@ func TestPebbleDeleteSessionPrefix(t *testing.T) {
 				require.NotNil(t, s, "session %q kept", id)
 				assert.True(t, hasWill, "will of %q kept", id)
 				assert.Len(t, s.Out(), 2, "outbound of %q", id)
-				assert.Len(t, s.Received, 1, "received of %q", id)
+				assert.Equal(t, 1, s.ReceivedLen(), "received of %q", id)
 				assert.Contains(t, s.Subscriptions(), Subscription{Filter: "t/" + id, QoS: 1}, "subscription of %q kept", id)
 			}
 			for _, k := range rawKeys(t, p) {
@@ -290,7 +292,7 @@ func TestPebbleDeleteThenRecreate(t *testing.T) {
 	require.NotNil(t, got)
 	assert.Equal(t, time.Minute, got.Expiry)
 	assert.Equal(t, fresh.Subscriptions(), got.Subscriptions())
-	assert.Empty(t, got.Received)
+	assert.Zero(t, got.ReceivedLen())
 	require.Len(t, got.Out(), 1)
 	assert.Equal(t, "new-1", string(got.Out()[0].Msg.Payload))
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mqttd/mqttd/codec"
@@ -220,7 +221,7 @@ func encodeSession(s *Session) []byte {
 	e := enc{b: make([]byte, 0, 64+32*len(s.subs))}
 	e.u8(recordV1)
 	e.str(s.ClientID)
-	e.str(s.Group)
+	e.str(s.Group())
 	e.i64(int64(s.Expiry))
 	e.time(s.DisconnectedAt)
 	e.uv(uint64(len(s.subs)))
@@ -232,11 +233,12 @@ func encodeSession(s *Session) []byte {
 		e.u8(sub.RetainHandling)
 		e.uv(uint64(sub.ID))
 	}
-	e.flag(s.PendingWill != nil)
-	if s.PendingWill != nil {
-		e.i64(int64(s.PendingWill.Delay))
-		e.time(s.WillAt)
-		e.message(s.PendingWill.Msg)
+	w, at := s.PendingWill()
+	e.flag(w != nil)
+	if w != nil {
+		e.i64(int64(w.Delay))
+		e.time(at)
+		e.message(w.Msg)
 	}
 	return e.b
 }
@@ -246,8 +248,12 @@ func decodeSession(b []byte) (*Session, error) {
 	if v := d.u8(); v != recordV1 {
 		d.fail(fmt.Sprintf("record version %d", v))
 	}
-	id := d.str()
-	s := New(id, d.str())
+	id, group := d.str(), d.str()
+	if !strings.HasPrefix(id, group) || len(group) > 0xFFFF {
+		d.fail("group not a prefix of the client id")
+		group = ""
+	}
+	s := New(id, group)
 	s.Expiry = time.Duration(d.i64())
 	s.DisconnectedAt = d.time()
 	n := d.uv()
@@ -264,9 +270,9 @@ func decodeSession(b []byte) (*Session, error) {
 	}
 	if d.flag() {
 		w := &Will{Delay: time.Duration(d.i64())}
-		s.WillAt = d.time()
+		at := d.time()
 		w.Msg = d.message()
-		s.PendingWill = w
+		s.SetPendingWill(w, at)
 	}
 	return s, d.end("session " + id)
 }

@@ -48,7 +48,14 @@ func bareMessage() *Message {
 	return &Message{Topic: "a", Payload: []byte("x"), QoS: codec.QoS1, Created: tCreated}
 }
 
+// fullSession has every field of a session's meta record set.
 func fullSession() *Session {
+	s := sessionWithoutWill()
+	s.SetPendingWill(&Will{Msg: fullMessage(), Delay: 30 * time.Second}, tWillAt)
+	return s
+}
+
+func sessionWithoutWill() *Session {
 	s := New("grp@@@dev-42", "grp")
 	s.Expiry = 90 * time.Minute
 	s.DisconnectedAt = tGone
@@ -56,8 +63,6 @@ func fullSession() *Session {
 		RetainAsPublished: true, RetainHandling: 2, ID: 268_435_455})
 	s.SetSub(Subscription{Filter: "$share/g/dev/#", QoS: codec.QoS1, RetainHandling: 1})
 	s.SetSub(Subscription{Filter: "plain"})
-	s.PendingWill = &Will{Msg: fullMessage(), Delay: 30 * time.Second}
-	s.WillAt = tWillAt
 	return s
 }
 
@@ -92,7 +97,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		}{
 			{"full", fullSession()},
 			{"bare", New("c", "")},
-			{"no will", func() *Session { s := fullSession(); s.PendingWill, s.WillAt = nil, time.Time{}; return s }()},
+			{"no will", sessionWithoutWill()},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				got, err := decodeSession(encodeSession(tc.s))
@@ -243,6 +248,8 @@ func TestRecordInvalidFields(t *testing.T) {
 		// through memory.
 		{"huge subscription id count", []byte{recordV1, 1, 1, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, decodeOutErr},
 		{"huge subscription count", append(sess(func(*Session) {})[:1+2+1+8+8], 0xff, 0xff, 0xff, 0xff, 0x0f), decodeSessionErr},
+		// A group is the client id's prefix (the session keeps its length).
+		{"group not a prefix", append([]byte{recordV1, 1, 'c', 1, 'g'}, sess(func(*Session) {})[1+2+1:]...), decodeSessionErr},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.decode(tc.b)

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,12 @@ type Will struct {
 
 // Session is the state of one client ID. Mu guards every field; the
 // broker holds it while it reads or changes the session.
+//
+// Memory: sessions of idle clients are most of a broker's memory, so a
+// session keeps inline only what every session uses (112 bytes); the
+// outbound queue, the inbound QoS 2 ids, the held publishers, a delayed
+// will and the index of many subscriptions live in a sessionCold
+// allocated on first use.
 type Session struct {
 	Mu sync.Mutex
 
@@ -72,7 +79,6 @@ type Session struct {
 	Owner any
 
 	ClientID string
-	Group    string // GroupID of a "GroupID@@@DeviceID" client ID
 
 	// Expiry is how long the session outlives its connection; 0 ends it
 	// with the connection.
@@ -82,16 +88,24 @@ type Session struct {
 	DisconnectedAt time.Time
 
 	// subs are the subscriptions, in no particular order (most sessions
-	// have one or a few: a slice costs a fraction of a map); subIdx
+	// have one or a few: a slice costs a fraction of a map); cold.subIdx
 	// indexes them by filter once there are many. Use SetSub, DeleteSub,
 	// Subscriptions and TakeSubs.
-	subs   []Subscription
-	subIdx map[string]int
+	subs []Subscription
 
 	// Stored is set once the store holds records of this session, so that
 	// ending a session that never had any writes nothing.
 	Stored atomic.Bool
 
+	// groupLen is the length of the group, a prefix of ClientID (see
+	// Group).
+	groupLen uint16
+
+	cold *sessionCold // nil until first needed: use x()
+}
+
+// sessionCold is the part of a session that most sessions never need.
+type sessionCold struct {
 	// out holds the outbound QoS 1/2 messages in order: out[:nsent] were
 	// sent and await acknowledgement (the in-flight window), out[nsent:]
 	// wait to be sent (queued: offline, or online behind the window).
@@ -103,37 +117,61 @@ type Session struct {
 	nextID  uint16
 	nextSeq uint64
 
-	// Received holds the packet ids of inbound QoS 2 publishes that were
-	// accepted (PUBREC sent) and not yet released by PUBREL. nil until the
-	// first one (most sessions never see QoS 2): use MarkReceived.
-	Received map[uint16]struct{}
+	// subIdx indexes subs by filter once there are subsIndexed of them.
+	subIdx map[string]int
 
-	// Waiters are publishers' acknowledgements held back while the queue
+	// received holds the packet ids of inbound QoS 2 publishes that were
+	// accepted (PUBREC sent) and not yet released by PUBREL; nil until
+	// the first one.
+	received map[uint16]struct{}
+
+	// waiters are publishers' acknowledgements held back while the queue
 	// of this online session is over its cap (backpressure), called when
 	// it has room again or the session goes offline.
-	Waiters []func(error)
+	waiters []func(error)
 
-	// PendingWill is a delayed will from the last connection, published
-	// at WillAt unless a new connection resumes the session first.
-	PendingWill *Will
-	WillAt      time.Time
+	// pendingWill is a delayed will from the last connection, published
+	// at willAt unless a new connection resumes the session first.
+	pendingWill *Will
+	willAt      time.Time
 }
 
-// New returns an empty session for clientID.
-func New(clientID, group string) *Session {
-	return &Session{
-		ClientID: clientID,
-		Group:    group,
+// x returns the cold part, allocating it on first use.
+func (s *Session) x() *sessionCold {
+	if s.cold == nil {
+		s.cold = new(sessionCold)
 	}
+	return s.cold
 }
+
+// New returns an empty session for clientID. group is the GroupID of a
+// "GroupID@@@DeviceID" client ID ("" without): it must be a prefix of
+// clientID, so the session keeps only its length.
+func New(clientID, group string) *Session {
+	if len(group) > len(clientID) || clientID[:len(group)] != group || len(group) > 0xFFFF {
+		panic("session: group " + strconv.Quote(group) + " is not a prefix of client id " + strconv.Quote(clientID))
+	}
+	return &Session{ClientID: clientID, groupLen: uint16(len(group))}
+}
+
+// Group is the GroupID of a "GroupID@@@DeviceID" client ID, "" without.
+func (s *Session) Group() string { return s.ClientID[:s.groupLen] }
 
 // subsIndexed is the subscription count from which a session keeps an
 // index by filter: below it a scan is cheaper and costs no memory.
 const subsIndexed = 16
 
+// subIdx is the index of subs by filter, nil while there are few.
+func (s *Session) subIdx() map[string]int {
+	if s.cold == nil {
+		return nil
+	}
+	return s.cold.subIdx
+}
+
 func (s *Session) findSub(filter string) int {
-	if s.subIdx != nil {
-		if i, ok := s.subIdx[filter]; ok {
+	if idx := s.subIdx(); idx != nil {
+		if i, ok := idx[filter]; ok {
 			return i
 		}
 		return -1
@@ -154,13 +192,14 @@ func (s *Session) SetSub(sub Subscription) (had bool) {
 		return true
 	}
 	s.subs = append(s.subs, sub)
-	if s.subIdx != nil {
-		s.subIdx[sub.Filter] = len(s.subs) - 1
+	if idx := s.subIdx(); idx != nil {
+		idx[sub.Filter] = len(s.subs) - 1
 	} else if len(s.subs) > subsIndexed {
-		s.subIdx = make(map[string]int, len(s.subs))
+		idx = make(map[string]int, len(s.subs))
 		for i := range s.subs {
-			s.subIdx[s.subs[i].Filter] = i
+			idx[s.subs[i].Filter] = i
 		}
+		s.x().subIdx = idx
 	}
 	return false
 }
@@ -173,17 +212,17 @@ func (s *Session) DeleteSub(filter string) bool {
 		return false
 	}
 	last := len(s.subs) - 1
-	if s.subIdx != nil {
-		delete(s.subIdx, filter)
+	if idx := s.subIdx(); idx != nil {
+		delete(idx, filter)
 		if i != last {
-			s.subIdx[s.subs[last].Filter] = i
+			idx[s.subs[last].Filter] = i
 		}
 	}
 	s.subs[i] = s.subs[last]
 	s.subs[last] = Subscription{}
 	s.subs = s.subs[:last]
 	if len(s.subs) == 0 {
-		s.subs, s.subIdx = nil, nil
+		s.TakeSubs()
 	}
 	return true
 }
@@ -195,47 +234,152 @@ func (s *Session) Subscriptions() []Subscription { return s.subs }
 // TakeSubs removes every subscription and returns them.
 func (s *Session) TakeSubs() []Subscription {
 	subs := s.subs
-	s.subs, s.subIdx = nil, nil
+	s.subs = nil
+	if s.cold != nil {
+		s.cold.subIdx = nil
+	}
 	return subs
 }
 
 // MarkReceived records an inbound QoS 2 packet id.
 func (s *Session) MarkReceived(id uint16) {
-	if s.Received == nil {
-		s.Received = make(map[uint16]struct{})
+	x := s.x()
+	if x.received == nil {
+		x.received = make(map[uint16]struct{})
 	}
-	s.Received[id] = struct{}{}
+	x.received[id] = struct{}{}
+}
+
+// HasReceived reports whether the inbound QoS 2 packet id is recorded
+// (accepted, not yet released).
+func (s *Session) HasReceived(id uint16) bool {
+	if s.cold == nil {
+		return false
+	}
+	_, ok := s.cold.received[id]
+	return ok
+}
+
+// ReceivedLen is the number of inbound QoS 2 packet ids recorded.
+func (s *Session) ReceivedLen() int {
+	if s.cold == nil {
+		return 0
+	}
+	return len(s.cold.received)
+}
+
+// ReleaseReceived forgets an inbound QoS 2 packet id (its PUBREL came)
+// and reports whether it was recorded.
+func (s *Session) ReleaseReceived(id uint16) bool {
+	if !s.HasReceived(id) {
+		return false
+	}
+	delete(s.cold.received, id)
+	return true
+}
+
+// AddWaiter holds back a publisher's acknowledgement until the queue has
+// room again (see TakeWaiters).
+func (s *Session) AddWaiter(done func(error)) {
+	x := s.x()
+	x.waiters = append(x.waiters, done)
+}
+
+// Waiting is the number of held-back acknowledgements.
+func (s *Session) Waiting() int {
+	if s.cold == nil {
+		return 0
+	}
+	return len(s.cold.waiters)
+}
+
+// TakeWaiters appends the held-back acknowledgements to dst and forgets
+// them, keeping the session's slice for reuse.
+func (s *Session) TakeWaiters(dst []func(error)) []func(error) {
+	if s.cold == nil || len(s.cold.waiters) == 0 {
+		return dst
+	}
+	x := s.cold
+	dst = append(dst, x.waiters...)
+	clear(x.waiters)
+	x.waiters = x.waiters[:0]
+	return dst
+}
+
+// PendingWill returns the delayed will of the last connection and when it
+// is due; nil when there is none.
+func (s *Session) PendingWill() (w *Will, at time.Time) {
+	if s.cold == nil {
+		return nil, time.Time{}
+	}
+	return s.cold.pendingWill, s.cold.willAt
+}
+
+// SetPendingWill sets the delayed will, published at at unless a new
+// connection resumes the session first; nil clears it.
+func (s *Session) SetPendingWill(w *Will, at time.Time) {
+	if w == nil {
+		if s.cold != nil {
+			s.cold.pendingWill, s.cold.willAt = nil, time.Time{}
+		}
+		return
+	}
+	x := s.x()
+	x.pendingWill, x.willAt = w, at
+}
+
+// TakePendingWill clears the delayed will and returns it (nil: none).
+func (s *Session) TakePendingWill() *Will {
+	w, _ := s.PendingWill()
+	s.SetPendingWill(nil, time.Time{})
+	return w
 }
 
 // QueueLen is the number of messages waiting to be sent.
-func (s *Session) QueueLen() int { return len(s.out) - s.nsent }
+func (s *Session) QueueLen() int {
+	if s.cold == nil {
+		return 0
+	}
+	return len(s.cold.out) - s.cold.nsent
+}
 
 // InflightLen is the number of messages sent and not yet acknowledged.
-func (s *Session) InflightLen() int { return s.nsent }
+func (s *Session) InflightLen() int {
+	if s.cold == nil {
+		return 0
+	}
+	return s.cold.nsent
+}
 
 // Out returns every outbound message, sent ones first, in order. The
 // slice is the session's own: use it under the owner's lock only.
-func (s *Session) Out() []*Inflight { return s.out }
+func (s *Session) Out() []*Inflight {
+	if s.cold == nil {
+		return nil
+	}
+	return s.cold.out
+}
 
 // Add queues d with a free packet id and the next sequence number. ok is
 // false when all 65535 packet ids are taken.
 func (s *Session) Add(d Delivery, durable bool) (f *Inflight, ok bool) {
-	if len(s.out) >= 65535 {
+	x := s.x()
+	if len(x.out) >= 65535 {
 		return nil, false
 	}
 	for {
-		s.nextID++
-		if s.nextID == 0 {
-			s.nextID = 1
+		x.nextID++
+		if x.nextID == 0 {
+			x.nextID = 1
 		}
-		if !s.idInUse(s.nextID) {
+		if !x.idInUse(x.nextID) {
 			break
 		}
 	}
-	s.nextSeq++
-	f = &Inflight{Delivery: d, PacketID: s.nextID, Seq: s.nextSeq, Durable: durable}
-	s.out = append(s.out, f)
-	s.markID(f.PacketID, true)
+	x.nextSeq++
+	f = &Inflight{Delivery: d, PacketID: x.nextID, Seq: x.nextSeq, Durable: durable}
+	x.out = append(x.out, f)
+	x.markID(f.PacketID, true)
 	return f, true
 }
 
@@ -245,46 +389,54 @@ func (s *Session) Add(d Delivery, durable bool) (f *Inflight, ok bool) {
 // client's window and subject to its expiry, with DUP set because it may
 // have reached the client before the restart [MQTT-4.4.0-1].
 func (s *Session) Restore(f *Inflight) {
+	x := s.x()
 	f.Durable, f.MaybeSent = true, true
 	if f.Phase == PhaseReleased {
 		f.Sent = true
-		s.out = append(s.out, nil)
-		copy(s.out[s.nsent+1:], s.out[s.nsent:])
-		s.out[s.nsent] = f
-		s.nsent++
+		x.out = append(x.out, nil)
+		copy(x.out[x.nsent+1:], x.out[x.nsent:])
+		x.out[x.nsent] = f
+		x.nsent++
 	} else {
 		f.Sent = false
-		s.out = append(s.out, f)
+		x.out = append(x.out, f)
 	}
-	s.markID(f.PacketID, true)
-	if f.Seq > s.nextSeq {
-		s.nextSeq = f.Seq
+	x.markID(f.PacketID, true)
+	if f.Seq > x.nextSeq {
+		x.nextSeq = f.Seq
 	}
-	if f.PacketID > s.nextID {
-		s.nextID = f.PacketID
+	if f.PacketID > x.nextID {
+		x.nextID = f.PacketID
 	}
 }
 
 // NextUnsent returns the oldest message waiting to be sent, or nil.
 func (s *Session) NextUnsent() *Inflight {
-	if s.nsent < len(s.out) {
-		return s.out[s.nsent]
+	if x := s.cold; x != nil && x.nsent < len(x.out) {
+		return x.out[x.nsent]
 	}
 	return nil
 }
 
 // MarkSent moves the oldest waiting message (NextUnsent) into flight.
 func (s *Session) MarkSent() {
-	if s.nsent < len(s.out) {
-		s.out[s.nsent].Sent = true
-		s.nsent++
+	if x := s.cold; x != nil && x.nsent < len(x.out) {
+		x.out[x.nsent].Sent = true
+		x.nsent++
 	}
 }
 
 // Find returns the outbound message with packet id id, or nil.
 func (s *Session) Find(id uint16) *Inflight {
+	if s.cold == nil {
+		return nil
+	}
+	return s.cold.find(id)
+}
+
+func (x *sessionCold) find(id uint16) *Inflight {
 	// Acknowledgements mostly arrive in send order: look from the front.
-	for _, f := range s.out {
+	for _, f := range x.out {
 		if f.PacketID == id {
 			return f
 		}
@@ -294,9 +446,12 @@ func (s *Session) Find(id uint16) *Inflight {
 
 // Remove drops the outbound message with packet id id.
 func (s *Session) Remove(id uint16) (*Inflight, bool) {
-	for i, f := range s.out {
+	if s.cold == nil {
+		return nil, false
+	}
+	for i, f := range s.cold.out {
 		if f.PacketID == id {
-			s.removeAt(i)
+			s.cold.removeAt(i)
 			return f, true
 		}
 	}
@@ -305,23 +460,23 @@ func (s *Session) Remove(id uint16) (*Inflight, bool) {
 
 // removeAt drops out[i], moving the shorter side: acknowledgements mostly
 // remove the oldest message, which then costs O(1).
-func (s *Session) removeAt(i int) {
-	if i < s.nsent {
-		s.nsent--
+func (x *sessionCold) removeAt(i int) {
+	if i < x.nsent {
+		x.nsent--
 	}
-	s.markID(s.out[i].PacketID, false)
-	n := len(s.out)
+	x.markID(x.out[i].PacketID, false)
+	n := len(x.out)
 	if i < n/2 {
-		copy(s.out[1:i+1], s.out[:i])
-		s.out[0] = nil
-		s.out = s.out[1:]
+		copy(x.out[1:i+1], x.out[:i])
+		x.out[0] = nil
+		x.out = x.out[1:]
 	} else {
-		copy(s.out[i:], s.out[i+1:])
-		s.out[n-1] = nil
-		s.out = s.out[:n-1]
+		copy(x.out[i:], x.out[i+1:])
+		x.out[n-1] = nil
+		x.out = x.out[:n-1]
 	}
-	if len(s.out) == 0 && cap(s.out) > 64 {
-		s.out = nil // let a burst's backing array go
+	if len(x.out) == 0 && cap(x.out) > 64 {
+		x.out = nil // let a burst's backing array go
 	}
 }
 
@@ -329,31 +484,31 @@ func (s *Session) removeAt(i int) {
 // tracked in a bitmap instead of found by scanning.
 const idsIndexed = 32
 
-func (s *Session) idInUse(id uint16) bool {
-	if s.used != nil {
-		return s.used[id/64]&(1<<(id%64)) != 0
+func (x *sessionCold) idInUse(id uint16) bool {
+	if x.used != nil {
+		return x.used[id/64]&(1<<(id%64)) != 0
 	}
-	if len(s.out) >= idsIndexed {
-		s.used = new([65536 / 64]uint64)
-		for _, f := range s.out {
-			s.used[f.PacketID/64] |= 1 << (f.PacketID % 64)
+	if len(x.out) >= idsIndexed {
+		x.used = new([65536 / 64]uint64)
+		for _, f := range x.out {
+			x.used[f.PacketID/64] |= 1 << (f.PacketID % 64)
 		}
-		return s.used[id/64]&(1<<(id%64)) != 0
+		return x.used[id/64]&(1<<(id%64)) != 0
 	}
-	return s.Find(id) != nil
+	return x.find(id) != nil
 }
 
-func (s *Session) markID(id uint16, inUse bool) {
-	if s.used == nil {
+func (x *sessionCold) markID(id uint16, inUse bool) {
+	if x.used == nil {
 		return
 	}
 	if inUse {
-		s.used[id/64] |= 1 << (id % 64)
+		x.used[id/64] |= 1 << (id % 64)
 		return
 	}
-	s.used[id/64] &^= 1 << (id % 64)
-	if len(s.out) <= 1 {
-		s.used = nil // idle again: drop the 8 KiB bitmap
+	x.used[id/64] &^= 1 << (id % 64)
+	if len(x.out) <= 1 {
+		x.used = nil // idle again: drop the 8 KiB bitmap
 	}
 }
 
@@ -361,8 +516,9 @@ func (s *Session) markID(id uint16, inUse bool) {
 // returns them.
 func (s *Session) TrimQueue(max int) (dropped []*Inflight) {
 	for s.QueueLen() > max {
-		dropped = append(dropped, s.out[s.nsent])
-		s.removeAt(s.nsent)
+		x := s.cold
+		dropped = append(dropped, x.out[x.nsent])
+		x.removeAt(x.nsent)
 	}
 	return dropped
 }
@@ -370,10 +526,14 @@ func (s *Session) TrimQueue(max int) (dropped []*Inflight) {
 // DropExpiredQueued removes waiting messages whose expiry passed at now
 // and returns them.
 func (s *Session) DropExpiredQueued(now time.Time) (dropped []*Inflight) {
-	for i := s.nsent; i < len(s.out); {
-		if s.out[i].Msg.Expired(now) {
-			dropped = append(dropped, s.out[i])
-			s.removeAt(i)
+	x := s.cold
+	if x == nil {
+		return nil
+	}
+	for i := x.nsent; i < len(x.out); {
+		if x.out[i].Msg.Expired(now) {
+			dropped = append(dropped, x.out[i])
+			x.removeAt(i)
 			continue
 		}
 		i++

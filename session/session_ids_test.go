@@ -17,27 +17,27 @@ func TestPacketIDsUniqueAcrossIndexing(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	m := &Message{Topic: "t", QoS: codec.QoS1}
 	for step := 0; step < 20000; step++ {
-		if len(s.out) < 200 && (len(s.out) == 0 || rng.Intn(3) > 0) {
+		if len(s.Out()) < 200 && (len(s.Out()) == 0 || rng.Intn(3) > 0) {
 			_, ok := s.Add(Delivery{Msg: m, QoS: codec.QoS1}, true)
 			require.True(t, ok)
 		} else {
 			i := 0
 			if rng.Intn(4) == 0 {
-				i = rng.Intn(len(s.out))
+				i = rng.Intn(len(s.Out()))
 			}
-			_, ok := s.Remove(s.out[i].PacketID)
+			_, ok := s.Remove(s.Out()[i].PacketID)
 			require.True(t, ok)
 		}
 		if step%97 == 0 {
 			seen := map[uint16]bool{}
 			var last uint64
-			for _, f := range s.out {
+			for _, f := range s.Out() {
 				require.False(t, seen[f.PacketID], "packet id %d held twice", f.PacketID)
 				seen[f.PacketID] = true
 				require.Greater(t, f.Seq, last, "order broken")
 				last = f.Seq
-				if s.used != nil {
-					require.True(t, s.idInUse(f.PacketID))
+				if s.cold.used != nil {
+					require.True(t, s.cold.idInUse(f.PacketID))
 				}
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -39,6 +40,14 @@ func checkIDs(t *testing.T, s *Session) {
 		}
 		seen[f.PacketID] = string(f.Msg.Payload)
 	}
+}
+
+// received returns the inbound QoS 2 packet ids the session holds.
+func received(s *Session) map[uint16]struct{} {
+	if s.cold == nil {
+		return nil
+	}
+	return s.cold.received
 }
 
 func addAll(t *testing.T, s *Session, names ...string) []*Inflight {
@@ -317,9 +326,9 @@ func TestSubscriptionsIndexed(t *testing.T) {
 			got[sub.Filter] = sub
 		}
 		require.Equal(t, model, got, step)
-		if s.subIdx != nil {
-			require.Len(t, s.subIdx, len(s.subs), step)
-			for f, i := range s.subIdx {
+		if idx := s.subIdx(); idx != nil {
+			require.Len(t, idx, len(s.subs), step)
+			for f, i := range idx {
 				require.Equal(t, f, s.subs[i].Filter, "%s: index of %q", step, f)
 			}
 		}
@@ -342,5 +351,75 @@ func TestSubscriptionsIndexed(t *testing.T) {
 	taken := s.TakeSubs()
 	assert.Len(t, taken, len(model))
 	assert.Empty(t, s.Subscriptions())
-	assert.Nil(t, s.subIdx)
+	assert.Nil(t, s.subIdx())
+}
+
+// TestSessionSize guards the per-session footprint: idle sessions are
+// most of a broker's memory, and a field more moves Session to the next
+// size class. Put what most sessions do not use in sessionCold instead.
+func TestSessionSize(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(Session{}), uintptr(112), "Session outgrew its 112-byte size class")
+}
+
+// TestSessionColdState: reading the rarely used state of a session that
+// never had any allocates nothing; each kind of it works once used.
+func TestSessionColdState(t *testing.T) {
+	s := New("G1@@@dev", "G1")
+	assert.Equal(t, "G1", s.Group())
+	assert.Equal(t, "", New("dev", "").Group())
+	assert.Panics(t, func() { New("dev", "G1") }, "a group is the client id's prefix")
+
+	assert.Zero(t, s.QueueLen())
+	assert.Zero(t, s.InflightLen())
+	assert.Empty(t, s.Out())
+	assert.Nil(t, s.NextUnsent())
+	s.MarkSent()
+	assert.Nil(t, s.Find(1))
+	_, ok := s.Remove(1)
+	assert.False(t, ok)
+	assert.Empty(t, s.TrimQueue(0))
+	assert.Empty(t, s.DropExpiredQueued(time.Now()))
+	assert.False(t, s.HasReceived(1))
+	assert.False(t, s.ReleaseReceived(1))
+	assert.Zero(t, s.ReceivedLen())
+	assert.Zero(t, s.Waiting())
+	assert.Empty(t, s.TakeWaiters(nil))
+	w, at := s.PendingWill()
+	assert.Nil(t, w)
+	assert.True(t, at.IsZero())
+	s.SetPendingWill(nil, time.Time{})
+	assert.Nil(t, s.TakePendingWill())
+	s.SetSub(Subscription{Filter: "a"})
+	s.DeleteSub("a")
+	assert.Nil(t, s.cold, "nothing above needed the cold part")
+
+	s.MarkReceived(7)
+	assert.True(t, s.HasReceived(7))
+	assert.Equal(t, 1, s.ReceivedLen())
+	assert.True(t, s.ReleaseReceived(7))
+	assert.False(t, s.HasReceived(7))
+
+	calls := 0
+	s.AddWaiter(func(error) { calls++ })
+	s.AddWaiter(func(error) { calls++ })
+	assert.Equal(t, 2, s.Waiting())
+	got := s.TakeWaiters(nil)
+	require.Len(t, got, 2)
+	for _, f := range got {
+		f(nil)
+	}
+	assert.Equal(t, 2, calls)
+	assert.Zero(t, s.Waiting())
+	assert.Empty(t, s.TakeWaiters(nil))
+
+	due := time.Unix(1_700_000_000, 0)
+	will := &Will{Msg: &Message{Topic: "w"}, Delay: time.Minute}
+	s.SetPendingWill(will, due)
+	w, at = s.PendingWill()
+	assert.Same(t, will, w)
+	assert.Equal(t, due, at)
+	assert.Same(t, will, s.TakePendingWill())
+	w, at = s.PendingWill()
+	assert.Nil(t, w)
+	assert.True(t, at.IsZero())
 }

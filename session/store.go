@@ -56,8 +56,8 @@ type Store struct {
 	backend Backend // nil: memory only
 	kv      KV
 	shards  [storeShards]struct {
-		mu sync.RWMutex // guards m
-		m  map[string]*Session
+		mu  sync.RWMutex // guards ids
+		ids idTable
 	}
 }
 
@@ -65,7 +65,7 @@ type Store struct {
 func NewStore(backend Backend) *Store {
 	st := &Store{seed: maphash.MakeSeed(), backend: backend}
 	for i := range st.shards {
-		st.shards[i].m = make(map[string]*Session)
+		st.shards[i].ids.seed = maphash.MakeSeed()
 	}
 	if backend != nil {
 		st.kv = backend.KV()
@@ -93,7 +93,7 @@ func (st *Store) shard(id string) int {
 func (st *Store) Get(id string) (*Session, bool) {
 	sh := &st.shards[st.shard(id)]
 	sh.mu.RLock()
-	s, ok := sh.m[id]
+	s, ok := sh.ids.get(id)
 	sh.mu.RUnlock()
 	return s, ok
 }
@@ -102,7 +102,7 @@ func (st *Store) Get(id string) (*Session, bool) {
 func (st *Store) Put(s *Session) {
 	sh := &st.shards[st.shard(s.ClientID)]
 	sh.mu.Lock()
-	sh.m[s.ClientID] = s
+	sh.ids.put(s)
 	sh.mu.Unlock()
 }
 
@@ -111,12 +111,7 @@ func (st *Store) Put(s *Session) {
 func (st *Store) Delete(id string, s *Session) bool {
 	sh := &st.shards[st.shard(id)]
 	sh.mu.Lock()
-	cur, ok := sh.m[id]
-	if ok && (s == nil || cur == s) {
-		delete(sh.m, id)
-	} else {
-		ok = false
-	}
+	ok := sh.ids.delete(id, s)
 	sh.mu.Unlock()
 	if ok && st.backend != nil && (s == nil || s.Stored.Load()) {
 		st.backend.DeleteSession(id)
@@ -132,10 +127,7 @@ func (st *Store) Range(fn func(*Session) bool) {
 	for i := range st.shards {
 		sh := &st.shards[i]
 		sh.mu.RLock()
-		batch = batch[:0]
-		for _, s := range sh.m {
-			batch = append(batch, s)
-		}
+		batch = sh.ids.appendTo(batch[:0])
 		sh.mu.RUnlock()
 		for _, s := range batch {
 			if !fn(s) {
@@ -151,7 +143,7 @@ func (st *Store) Len() int {
 	for i := range st.shards {
 		sh := &st.shards[i]
 		sh.mu.RLock()
-		n += len(sh.m)
+		n += sh.ids.n
 		sh.mu.RUnlock()
 	}
 	return n

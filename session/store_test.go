@@ -54,7 +54,7 @@ func TestStoreWritesOnlyPersistentSessions(t *testing.T) {
 	got := snap.Sessions[0]
 	assert.Equal(t, "keep", got.ClientID)
 	assert.Len(t, got.Out(), 1)
-	assert.Len(t, got.Received, 1)
+	assert.Equal(t, 1, got.ReceivedLen())
 	// It was connected when the process stopped: disconnected as of now.
 	assert.Equal(t, now, got.DisconnectedAt)
 	loaded, ok := st.Get("keep")
