@@ -43,6 +43,12 @@ type Config struct {
 
 	// Inflight is the window of unacknowledged QoS 1/2 messages per
 	// publisher (capped by the broker's MQTT 5 Receive Maximum). Default 64.
+	// MQTT 3.1.1 has no Receive Maximum, so the tool cannot learn a smaller
+	// limit of the broker. A broker may refuse what exceeds its limit with
+	// a reason code that 3.1.1 cannot carry: mosquitto 2.0
+	// (max_inflight_messages, default 20) then sends a plain PUBREC for a
+	// QoS 2 message it dropped. Those messages count as lost, so set the
+	// broker's limit to at least this window.
 	Inflight int
 	// QoS0Window is end-to-end flow control at QoS 0, where the protocol
 	// has none: a publisher stays at most this many messages ahead of the

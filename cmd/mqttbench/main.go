@@ -98,7 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg bench.Config, strict, quie
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measurement window (conns: idle hold time)")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "traffic before the window, not counted")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "wait after the window for late deliveries before counting losses")
-	fs.IntVar(&cfg.Inflight, "inflight", cfg.Inflight, "unacknowledged QoS 1/2 messages per publisher")
+	fs.IntVar(&cfg.Inflight, "inflight", cfg.Inflight, "unacknowledged QoS 1/2 messages per publisher (over 3.1.1 a broker with a smaller limit, e.g. mosquitto's max_inflight_messages 20, may drop QoS 2 messages behind a plain PUBREC: set its limit to at least this)")
 	fs.IntVar(&cfg.QoS0Window, "qos0-window", cfg.QoS0Window, "QoS 0: stay at most N messages ahead of the slowest subscriber (0: no flow control)")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "total publish rate, msgs/s across publishers (0: as fast as possible)")
 	fs.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "fanin: publishers")
