@@ -540,16 +540,28 @@ func (lp *tcpLoop) read(c *tcpConn) bool {
 	return true
 }
 
+// flushRounds bounds how many times one flushPending goes over the
+// pending list again for what the dones of its writes queued.
+const flushRounds = 8
+
 // flushPending writes (and closes) every connection put on the pending
-// list; what the writes' dones queue in turn is written on the next round.
+// list. A done often queues the next write at once (the broker has one
+// write under way per connection and gathers what came meanwhile), so the
+// list is gone over again while it refills, a few rounds at most before
+// the loop looks at its sockets again.
 func (lp *tcpLoop) flushPending() {
-	lp.pmu.Lock()
-	lp.work, lp.pending = lp.pending, lp.work[:0]
-	lp.pmu.Unlock()
-	for _, c := range lp.work {
-		lp.flush(c)
+	for range flushRounds {
+		lp.pmu.Lock()
+		lp.work, lp.pending = lp.pending, lp.work[:0]
+		lp.pmu.Unlock()
+		if len(lp.work) == 0 {
+			return
+		}
+		for _, c := range lp.work {
+			lp.flush(c)
+		}
+		clear(lp.work)
 	}
-	clear(lp.work)
 }
 
 // flush writes c's queue as far as the socket takes it and performs a
