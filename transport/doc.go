@@ -34,8 +34,10 @@
 //
 // ListenTCP runs Loops event loops (default: one per CPU), each a
 // goroutine in epoll_wait over its own connections, the listening socket
-// (EPOLLEXCLUSIVE: one loop is woken per incoming connection and accepts
-// it onto itself) and an eventfd. A connection lives on one loop, which
+// and an eventfd. EPOLLEXCLUSIVE wakes one loop per incoming connection
+// (mostly the same one), which deals what it accepts to the loops
+// round-robin: its own share it opens at once, another loop's it hands
+// over through that loop's list (a wake-up only if that loop sleeps). A connection lives on one loop, which
 // runs all its Handler callbacks, so those must never block. Each
 // readable event reads once into the loop's shared buffer and offers the
 // bytes, after any the handler left unconsumed (kept per connection only

@@ -177,8 +177,9 @@ func zoneName(id uint32) string {
 
 // tcpListener is one listening socket served by its event loops. Every
 // loop polls the listening socket (EPOLLEXCLUSIVE: one loop is woken per
-// incoming connection) and accepts onto itself, so a new connection costs
-// no hand-off between threads.
+// incoming connection, in practice mostly the same one) and deals what it
+// accepts to the loops round-robin: a connection for itself is opened at
+// once, one for another loop is handed over through that loop's list.
 type tcpListener struct {
 	cfg TCPConfig
 	g   guard
@@ -190,6 +191,7 @@ type tcpListener struct {
 
 	loops []*tcpLoop
 	wg    sync.WaitGroup // one per running loop
+	next  atomic.Uint32  // round-robin position for the next connection
 
 	closing   atomic.Bool
 	closeOnce sync.Once
@@ -236,8 +238,10 @@ type tcpLoop struct {
 	stop     atomic.Bool // Listener.Close: close everything and exit
 	sleeping atomic.Bool // in (or about to enter) a blocking epoll_wait
 
-	pmu     sync.Mutex
-	pending []*tcpConn // connections with writes or a close to perform
+	pmu      sync.Mutex
+	pending  []*tcpConn // connections with writes or a close to perform
+	incoming []accepted // connections another loop accepted for this one
+	done     bool       // the loop has shut down: incoming is refused
 
 	// Loop-only.
 	conns     []*tcpConn // by file descriptor
@@ -329,7 +333,41 @@ func (lp *tcpLoop) push(c *tcpConn) {
 func (lp *tcpLoop) hasPending() bool {
 	lp.pmu.Lock()
 	defer lp.pmu.Unlock()
-	return len(lp.pending) > 0
+	return len(lp.pending) > 0 || len(lp.incoming) > 0
+}
+
+// accepted is a connection accepted by one loop for another.
+type accepted struct {
+	fd int
+	sa unix.Sockaddr
+}
+
+// handOver gives lp a connection another loop accepted; a loop that has
+// shut down closes it. It runs while the accepting loop runs, so before
+// Listener.Close releases any loop's eventfd.
+func (lp *tcpLoop) handOver(fd int, sa unix.Sockaddr) {
+	lp.pmu.Lock()
+	if lp.done {
+		lp.pmu.Unlock()
+		_ = unix.Close(fd)
+		return
+	}
+	lp.incoming = append(lp.incoming, accepted{fd, sa})
+	lp.pmu.Unlock()
+	if lp.sleeping.Load() && lp.sleeping.CompareAndSwap(true, false) {
+		lp.signal()
+	}
+}
+
+// openIncoming opens the connections handed over by other loops.
+func (lp *tcpLoop) openIncoming() {
+	lp.pmu.Lock()
+	in := lp.incoming
+	lp.incoming = nil
+	lp.pmu.Unlock()
+	for _, a := range in {
+		lp.open(a.fd, a.sa)
+	}
 }
 
 // run is the loop's goroutine. After a batch of events it polls again
@@ -387,6 +425,7 @@ func (lp *tcpLoop) run() {
 				lp.l.log.Error().Err(err).Msg("transport: resume accepting")
 			}
 		}
+		lp.openIncoming()
 		lp.flushPending()
 		if lp.stop.Load() {
 			lp.shutdown(ErrListenerClosed)
@@ -437,7 +476,12 @@ func (lp *tcpLoop) accept() {
 			_ = unix.Close(fd)
 			continue
 		}
-		lp.open(fd, sa)
+		loops := lp.l.loops
+		if to := loops[int(lp.l.next.Add(1))%len(loops)]; to != lp {
+			to.handOver(fd, sa)
+		} else {
+			lp.open(fd, sa)
+		}
 	}
 }
 
@@ -740,6 +784,14 @@ func (lp *tcpLoop) closeConn(c *tcpConn, reason error) {
 // without waiting. The loop no longer accepts, so no connection is added.
 func (lp *tcpLoop) shutdown(reason error) {
 	_ = lp.ctl(unix.EPOLL_CTL_DEL, lp.l.fd, 0)
+	lp.pmu.Lock()
+	lp.done = true
+	in := lp.incoming
+	lp.incoming = nil
+	lp.pmu.Unlock()
+	for _, a := range in {
+		_ = unix.Close(a.fd) // never opened: no Handler call
+	}
 	for _, c := range lp.conns {
 		if c == nil {
 			continue

@@ -264,3 +264,23 @@ func TestTCPAcceptOutOfDescriptors(t *testing.T) {
 func TestTCPConnSize(t *testing.T) {
 	assert.LessOrEqual(t, unsafe.Sizeof(tcpConn{}), uintptr(112))
 }
+
+// TestTCPLoopsShareConnections: with several loops, connections are dealt
+// to all of them round-robin, whichever loop accepted them (EPOLLEXCLUSIVE
+// wakes mostly the same loop), so the loops share the work.
+func TestTCPLoopsShareConnections(t *testing.T) {
+	h := newTestHandler()
+	ln := listenT(t)(ListenTCP(TCPConfig{Addr: "127.0.0.1:0", Loops: 2}, h))
+	const n = 200
+	perLoop := map[*tcpLoop]int{}
+	for range n {
+		cl, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		defer cl.Close()
+		perLoop[h.waitOpen(t).(*tcpConn).lp]++ // lp is set before OnOpen, never changed
+	}
+	for i, lp := range ln.(*tcpListener).loops {
+		t.Logf("loop %d: %d connections", i, perLoop[lp])
+		assert.Equal(t, n/2, perLoop[lp], "loop %d", i)
+	}
+}
