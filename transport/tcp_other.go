@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"time"
 )
 
@@ -22,49 +21,17 @@ func listenTCP(cfg TCPConfig, h Handler) (Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: tcp listen %s: %w", cfg.Addr, err)
 	}
-	l := &plainListener{
-		sl: newStreamListener(h, streamOptions{
-			kind: "tcp", maxBuffered: maxBuf, writeTimeout: wt, closeTimeout: ct,
-		}, guard{log: cfg.Log}),
-		cfg:        cfg,
-		ln:         ln,
-		done:       make(chan struct{}),
-		acceptDone: make(chan struct{}),
-	}
-	go func() {
-		defer close(l.acceptDone)
-		acceptLoop(l.ln, l.done, l.cfg.Log, func(raw net.Conn) {
-			if !l.sl.enter() {
-				_ = raw.Close()
-				return
-			}
-			go l.serve(raw)
-		})
-	}()
-	cfg.Log.Info().Str("addr", ln.Addr().String()).Msg("transport: tcp listener started")
+	sl := newStreamListener(h, streamOptions{
+		kind: "tcp", maxBuffered: maxBuf, writeTimeout: wt, closeTimeout: ct,
+	}, guard{log: cfg.Log})
+	l := &plainListener{goListener: newGoListener(ln, sl, cfg.Log), cfg: cfg}
+	l.start(l.serve)
 	return l, nil
 }
 
 type plainListener struct {
-	sl         *streamListener
-	cfg        TCPConfig
-	ln         net.Listener
-	done       chan struct{}
-	acceptDone chan struct{}
-	closeOnce  sync.Once
-}
-
-func (l *plainListener) Addr() net.Addr { return l.ln.Addr() }
-
-func (l *plainListener) Close() error {
-	l.closeOnce.Do(func() {
-		close(l.done)
-		_ = l.ln.Close()
-		<-l.acceptDone
-		l.sl.closeAll()
-		l.cfg.Log.Info().Str("addr", l.ln.Addr().String()).Msg("transport: tcp listener closed")
-	})
-	return nil
+	*goListener
+	cfg TCPConfig
 }
 
 func (l *plainListener) serve(raw net.Conn) {

@@ -111,53 +111,64 @@ func ListenTLS(cfg TLSConfig, h Handler) (Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: tls listen %s: %w", cfg.Addr, err)
 	}
-	l := &tlsListener{
-		sl: newStreamListener(h, streamOptions{
-			kind: "tls", maxBuffered: maxBuf, writeTimeout: wt, closeTimeout: ct,
-		}, guard{log: cfg.Log}),
-		cfg:        cfg,
-		ln:         ln,
-		done:       make(chan struct{}),
-		acceptDone: make(chan struct{}),
-	}
-	go l.acceptLoop()
-	cfg.Log.Info().Str("addr", ln.Addr().String()).Msg("transport: tls listener started")
+	sl := newStreamListener(h, streamOptions{
+		kind: "tls", maxBuffered: maxBuf, writeTimeout: wt, closeTimeout: ct,
+	}, guard{log: cfg.Log})
+	l := &tlsListener{goListener: newGoListener(ln, sl, cfg.Log), cfg: cfg}
+	l.start(l.serve)
 	return l, nil
 }
 
 type tlsListener struct {
+	*goListener
+	cfg TLSConfig
+}
+
+// goListener accepts connections that each run on their own goroutines
+// (a streamConn): TLS, and plain TCP where there are no epoll loops.
+type goListener struct {
 	sl         *streamListener
-	cfg        TLSConfig
 	ln         net.Listener
+	log        zerolog.Logger
 	done       chan struct{} // closed by Close
-	acceptDone chan struct{} // closed when acceptLoop returned
+	acceptDone chan struct{} // closed when the accept loop returned
 	closeOnce  sync.Once
 }
 
+func newGoListener(ln net.Listener, sl *streamListener, log zerolog.Logger) *goListener {
+	return &goListener{sl: sl, ln: ln, log: log, done: make(chan struct{}), acceptDone: make(chan struct{})}
+}
+
+// start accepts on the listener's socket until Close; serve runs each
+// connection on its own goroutine and must call sl.wg.Done when it
+// returns.
+func (l *goListener) start(serve func(net.Conn)) {
+	go func() {
+		defer close(l.acceptDone)
+		acceptLoop(l.ln, l.done, l.log, func(raw net.Conn) {
+			if !l.sl.enter() {
+				_ = raw.Close()
+				return
+			}
+			go serve(raw)
+		})
+	}()
+	l.log.Info().Str("addr", l.ln.Addr().String()).Msg("transport: " + l.sl.opts.kind + " listener started")
+}
+
 // Addr implements Listener.
-func (l *tlsListener) Addr() net.Addr { return l.ln.Addr() }
+func (l *goListener) Addr() net.Addr { return l.ln.Addr() }
 
 // Close implements Listener.
-func (l *tlsListener) Close() error {
+func (l *goListener) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.done)
 		_ = l.ln.Close()
 		<-l.acceptDone
 		l.sl.closeAll()
-		l.cfg.Log.Info().Str("addr", l.ln.Addr().String()).Msg("transport: tls listener closed")
+		l.log.Info().Str("addr", l.ln.Addr().String()).Msg("transport: " + l.sl.opts.kind + " listener closed")
 	})
 	return nil
-}
-
-func (l *tlsListener) acceptLoop() {
-	defer close(l.acceptDone)
-	acceptLoop(l.ln, l.done, l.cfg.Log, func(raw net.Conn) {
-		if !l.sl.enter() {
-			_ = raw.Close()
-			return
-		}
-		go l.serve(raw)
-	})
 }
 
 // acceptLoop accepts until ln is closed, backing off on errors such as
