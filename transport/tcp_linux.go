@@ -245,8 +245,7 @@ type tcpLoop struct {
 
 	// Loop-only.
 	conns     []*tcpConn // by file descriptor
-	nconns    int
-	buf       []byte // the read buffer every connection shares
+	buf       []byte     // the read buffer every connection shares
 	events    []unix.EpollEvent
 	work      []*tcpConn // pending, taken
 	iov       []unix.Iovec
@@ -507,7 +506,6 @@ func (lp *tcpLoop) open(fd int, sa unix.Sockaddr) {
 		lp.conns = append(lp.conns[:cap(lp.conns)], nil)
 	}
 	lp.conns[fd] = c
-	lp.nconns++
 	if err := lp.l.g.open(c); err != nil {
 		lp.closeConn(c, err)
 	}
@@ -637,7 +635,7 @@ func (lp *tcpLoop) write(c *tcpConn, q []tcpWrite) bool {
 	for len(q) > 0 {
 		// Gather the vector: skip what an earlier partial write sent of
 		// the first write; at most iovMax vectors.
-		iov := lp.iov[:0]
+		iov, want := lp.iov[:0], 0
 		off := c.headOff()
 		for _, w := range q {
 			for _, b := range w.bufs {
@@ -648,6 +646,7 @@ func (lp *tcpLoop) write(c *tcpConn, q []tcpWrite) bool {
 				b = b[off:]
 				off = 0
 				iov = append(iov, unix.Iovec{Base: &b[0], Len: uint64(len(b))})
+				want += len(b)
 				if len(iov) == iovMax {
 					break
 				}
@@ -657,7 +656,6 @@ func (lp *tcpLoop) write(c *tcpConn, q []tcpWrite) bool {
 			}
 		}
 		lp.iov = iov
-		want := bufsLenIov(iov)
 		var n int
 		var err error
 		if len(iov) > 0 {
@@ -738,14 +736,6 @@ func (lp *tcpLoop) write(c *tcpConn, q []tcpWrite) bool {
 	return true
 }
 
-func bufsLenIov(iov []unix.Iovec) int {
-	n := 0
-	for _, v := range iov {
-		n += int(v.Len)
-	}
-	return n
-}
-
 // closeConn closes c on its loop: the socket goes, the writes not yet
 // written fail with ErrClosed, and Handler.OnClose is called.
 func (lp *tcpLoop) closeConn(c *tcpConn, reason error) {
@@ -761,7 +751,6 @@ func (lp *tcpLoop) closeConn(c *tcpConn, reason error) {
 	c.mu.Unlock()
 
 	lp.conns[c.fd] = nil
-	lp.nconns--
 	_ = unix.Close(int(c.fd)) // also leaves the epoll set
 	if c.x != nil {
 		c.x.in = nil
@@ -800,8 +789,7 @@ func (lp *tcpLoop) shutdown(reason error) {
 			c.cold().closeErr = reason
 		}
 		_ = c.Close()
-		lp.flush(c) // writes once and closes
-		lp.closeConn(c, reason)
+		lp.flush(c) // writes once, then closes (a close does not wait)
 	}
 	lp.flushPending()
 }

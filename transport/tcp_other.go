@@ -3,9 +3,7 @@
 package transport
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"time"
@@ -16,15 +14,13 @@ import (
 // Loops and ReadBufferSize have no effect here.
 func listenTCP(cfg TCPConfig, h Handler) (Listener, error) {
 	maxBuf, wt, ct := streamDefaults(cfg.MaxBuffered, 0, 0)
-	lc := net.ListenConfig{KeepAlive: cfg.KeepAlive}
-	ln, err := lc.Listen(context.Background(), "tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("transport: tcp listen %s: %w", cfg.Addr, err)
-	}
-	sl := newStreamListener(h, streamOptions{
+	gl, err := listenGo(cfg.Addr, cfg.KeepAlive, streamOptions{
 		kind: "tcp", maxBuffered: maxBuf, writeTimeout: wt, closeTimeout: ct,
-	}, guard{log: cfg.Log})
-	l := &plainListener{goListener: newGoListener(ln, sl, cfg.Log), cfg: cfg}
+	}, h, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	l := &plainListener{goListener: gl, cfg: cfg}
 	l.start(l.serve)
 	return l, nil
 }

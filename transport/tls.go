@@ -105,16 +105,13 @@ func ListenTLS(cfg TLSConfig, h Handler) (Listener, error) {
 		cfg.HandshakeTimeout = defaultHandshakeTimeout
 	}
 	maxBuf, wt, ct := streamDefaults(cfg.MaxBuffered, cfg.WriteTimeout, cfg.CloseTimeout)
-
-	lc := net.ListenConfig{KeepAlive: cfg.KeepAlive}
-	ln, err := lc.Listen(context.Background(), "tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("transport: tls listen %s: %w", cfg.Addr, err)
-	}
-	sl := newStreamListener(h, streamOptions{
+	gl, err := listenGo(cfg.Addr, cfg.KeepAlive, streamOptions{
 		kind: "tls", maxBuffered: maxBuf, writeTimeout: wt, closeTimeout: ct,
-	}, guard{log: cfg.Log})
-	l := &tlsListener{goListener: newGoListener(ln, sl, cfg.Log), cfg: cfg}
+	}, h, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	l := &tlsListener{goListener: gl, cfg: cfg}
 	l.start(l.serve)
 	return l, nil
 }
@@ -135,8 +132,16 @@ type goListener struct {
 	closeOnce  sync.Once
 }
 
-func newGoListener(ln net.Listener, sl *streamListener, log zerolog.Logger) *goListener {
-	return &goListener{sl: sl, ln: ln, log: log, done: make(chan struct{}), acceptDone: make(chan struct{})}
+// listenGo binds addr for a goroutine-driven listener of opts.kind; start
+// it once the listener that embeds it is built.
+func listenGo(addr string, keepAlive time.Duration, opts streamOptions, h Handler, log zerolog.Logger) (*goListener, error) {
+	lc := net.ListenConfig{KeepAlive: keepAlive}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: %s listen %s: %w", opts.kind, addr, err)
+	}
+	sl := newStreamListener(h, opts, guard{log: log})
+	return &goListener{sl: sl, ln: ln, log: log, done: make(chan struct{}), acceptDone: make(chan struct{})}, nil
 }
 
 // start accepts on the listener's socket until Close; serve runs each
