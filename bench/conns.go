@@ -78,10 +78,13 @@ func runConns(ctx context.Context, r *runner) (*Result, error) {
 		brokerCPU0   = before.CPU
 		overflows0   int64
 		overflowsErr error
+		steal0       time.Duration
+		stealErr     error
 	)
 	hist, err := cr.connectAll(ctx, func() {
 		overflows0, overflowsErr = listenOverflows()
 		cpu0, began = selfCPU(), time.Now()
+		steal0, stealErr = hostSteal()
 		if r.pid > 0 {
 			if u, err := readProcUsage(r.pid); err == nil {
 				brokerCPU0 = u.CPU
@@ -90,6 +93,7 @@ func runConns(ctx context.Context, r *runner) (*Result, error) {
 	})
 	elapsed := time.Since(began)
 	cpu1 := selfCPU()
+	steal1, stealErr1 := hostSteal()
 	stop()
 	if err != nil {
 		return nil, err
@@ -106,6 +110,9 @@ func runConns(ctx context.Context, r *runner) (*Result, error) {
 	res.ConnectPerSec = float64(res.Connected) / elapsed.Seconds()
 	res.ConnectP99us = durUs(hist.Quantile(0.99))
 	res.ToolCPU = (cpu1 - cpu0).Seconds() / elapsed.Seconds()
+	if stealErr == nil && stealErr1 == nil {
+		res.HostSteal = (steal1 - steal0).Seconds() / elapsed.Seconds()
+	}
 	if r.pid > 0 {
 		if u, err := readProcUsage(r.pid); err == nil {
 			res.BrokerCPU = (u.CPU - brokerCPU0).Seconds() / elapsed.Seconds()

@@ -170,3 +170,35 @@ func selfCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// hostSteal returns the time the hypervisor has kept this machine's CPUs
+// from running so far (the steal column of /proc/stat, all CPUs), or an
+// error where the kernel does not count it. Over loopback every message
+// wakes a CPU that may have gone idle; on a virtual machine whose idle
+// CPUs halt, each such wake-up waits for the host to run that CPU again,
+// and that wait is steal. It shows up in both brokers' latency tails.
+func hostSteal() (time.Duration, error) {
+	data, err := os.ReadFile(filepath.Join(procRoot, "stat"))
+	if err != nil {
+		return 0, err
+	}
+	return parseSteal(data)
+}
+
+// parseSteal reads the steal field (the 8th number of the "cpu" line) of
+// a /proc/stat file.
+func parseSteal(stat []byte) (time.Duration, error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) == 0 || f[0] != "cpu" {
+		return 0, errors.New("stat: no cpu line first")
+	}
+	if len(f) < 9 {
+		return 0, fmt.Errorf("stat: %d fields on the cpu line, no steal column", len(f))
+	}
+	v, err := strconv.ParseInt(f[8], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("stat: steal: %w", err)
+	}
+	return time.Duration(v) * time.Second / userHZ, nil
+}

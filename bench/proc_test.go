@@ -77,3 +77,28 @@ func TestFindListener(t *testing.T) {
 	_, err = findListener(8080)
 	assert.ErrorIs(t, err, ErrNoBroker, "a listener no process owns")
 }
+
+func TestParseSteal(t *testing.T) {
+	stat := "cpu  1447484 26793 712043 1997189 22098 0 191404 105360 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"
+	got, err := parseSteal([]byte(stat))
+	require.NoError(t, err)
+	assert.Equal(t, 1053600*time.Millisecond, got)
+
+	_, err = parseSteal([]byte("cpu  1 2 3 4 5 6 7\n")) // a kernel before steal was counted
+	assert.Error(t, err)
+	_, err = parseSteal([]byte("intr 5 6\n"))
+	assert.Error(t, err)
+	_, err = parseSteal([]byte("cpu  1 2 3 4 5 6 7 x\n"))
+	assert.Error(t, err)
+}
+
+func TestHostStealReadsProc(t *testing.T) {
+	if _, err := os.Stat("/proc/stat"); err != nil {
+		t.Skip("no /proc/stat")
+	}
+	a, err := hostSteal()
+	require.NoError(t, err)
+	b, err := hostSteal()
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, b, a, "steal only grows")
+}

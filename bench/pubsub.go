@@ -190,6 +190,7 @@ func runPubSub(ctx context.Context, r *runner, topo topology) (*Result, error) {
 	}
 	u0, errU0 := ps.usage()
 	cpu0 = selfCPU()
+	steal0, errS0 := hostSteal()
 	if !sleepCtx(ctx, time.Duration(ps.tEnd-r.clk.now())) {
 		cancelPubs()
 		pubWG.Wait()
@@ -197,6 +198,7 @@ func runPubSub(ctx context.Context, r *runner, topo topology) (*Result, error) {
 	}
 	u1, errU1 := ps.usage()
 	cpu1 = selfCPU()
+	steal1, errS1 := hostSteal()
 	pubWG.Wait()
 
 	drainStart := time.Now()
@@ -211,6 +213,9 @@ func runPubSub(ctx context.Context, r *runner, topo topology) (*Result, error) {
 	res := ps.collect(expected)
 	res.DrainS = drained.Seconds()
 	res.ToolCPU = (cpu1 - cpu0).Seconds() / cfg.Duration.Seconds()
+	if errS0 == nil && errS1 == nil {
+		res.HostSteal = (steal1 - steal0).Seconds() / cfg.Duration.Seconds()
+	}
 	if errU0 == nil && errU1 == nil && ps.pid > 0 {
 		res.BrokerPID = ps.pid
 		res.BrokerRSS = u1.RSS

@@ -249,6 +249,7 @@ func WriteReport(w io.Writer, in ReportInput) error {
 	if in.Notes != "" {
 		p("%s\n\n", strings.TrimSpace(in.Notes))
 	}
+	writeSteal(p, in)
 	p("Definitions: *delivered msgs/s* counts every delivery that arrived during the measurement window, ")
 	p("summed over subscribers; *lost* counts messages published in the window that had not arrived when the ")
 	p("drain after it ended (a backlog the broker has not delivered yet counts too); *p99 latency* is from the ")
@@ -330,4 +331,47 @@ func yesNo(b bool) string {
 // mdEscape keeps a text from breaking a table row.
 func mdEscape(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+// writeSteal writes, when the host withheld CPU time during any run, the
+// median and range per case and broker: on a virtual machine it is the
+// noise under every latency figure above.
+func writeSteal(p func(string, ...any), in ReportInput) {
+	seen := false
+	for _, r := range in.Results {
+		seen = seen || r.Metric("host_steal") > 0
+	}
+	if !seen {
+		return
+	}
+	p("Host steal: CPU time the hypervisor withheld from this machine during each run's window, in cores ")
+	p("(`host_steal`; 0.1 is a tenth of one CPU's time). Every wake-up of a halted virtual CPU waits for the ")
+	p("host, and that wait lands in the latency figures of both brokers.\n\n")
+	p("| case | %s | %s |\n| --- | ---: | ---: |\n", in.Candidate, in.Reference)
+	for _, c := range in.Cases {
+		var cv, rv []float64
+		for _, r := range in.Results {
+			if r.Case != c.Name {
+				continue
+			}
+			switch r.Label {
+			case in.Candidate:
+				cv = append(cv, r.Metric("host_steal"))
+			case in.Reference:
+				rv = append(rv, r.Metric("host_steal"))
+			}
+		}
+		p("| %s | %s | %s |\n", c.Name, stealCell(statsOf(cv)), stealCell(statsOf(rv)))
+	}
+	p("\n")
+}
+
+func stealCell(s Stats) string {
+	switch {
+	case s.N == 0:
+		return "no run"
+	case s.N == 1:
+		return fmt.Sprintf("%.3f", s.Median)
+	}
+	return fmt.Sprintf("%.3f (%.3f – %.3f)", s.Median, s.Min, s.Max)
 }

@@ -120,3 +120,27 @@ func TestReadResultsBadLine(t *testing.T) {
 	require.ErrorIs(t, err, ErrReport)
 	assert.Contains(t, err.Error(), "line 2")
 }
+
+func TestWriteReportSteal(t *testing.T) {
+	cases, err := ParseCases(strings.NewReader(casesText))
+	require.NoError(t, err)
+	line := func(label string, steal float64) string {
+		r := Result{Scenario: "fanin", Case: "lat", Label: label, P99us: 900, HostSteal: steal}
+		return r.Line()
+	}
+	results, err := ReadResults(strings.NewReader(strings.Join([]string{
+		line("mqttd", 0.02), line("mqttd", 0.30), line("mqttd", 0.05), line("mosquitto", 0.1),
+	}, "\n")))
+	require.NoError(t, err)
+	var b strings.Builder
+	require.NoError(t, WriteReport(&b, ReportInput{Candidate: "mqttd", Reference: "mosquitto", Cases: cases,
+		Results: results}))
+	assert.Contains(t, b.String(), "| lat | 0.050 (0.020 – 0.300) | 0.100 |")
+	assert.Contains(t, b.String(), "| fanin-q0 | no run | no run |")
+
+	// Bare metal: no steal, no section.
+	b.Reset()
+	require.NoError(t, WriteReport(&b, ReportInput{Candidate: "mqttd", Reference: "mosquitto", Cases: cases,
+		Results: testResults(t)}))
+	assert.NotContains(t, b.String(), "Host steal")
+}

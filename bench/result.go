@@ -90,6 +90,10 @@ type Result struct {
 	BrokerRSS int64   `json:"broker_rss_bytes,omitempty"`
 	BrokerCPU float64 `json:"broker_cpu,omitempty"` // cores used, 1.0 = one core busy
 	ToolCPU   float64 `json:"tool_cpu"`             // cores the tool used; near 1 with taskset: suspect the tool
+	// HostSteal is the CPU time the hypervisor withheld from this machine
+	// during the window, in cores (0.1 = a tenth of one CPU's time), from
+	// /proc/stat; 0 on bare metal. High values make latency tails noise.
+	HostSteal float64 `json:"host_steal"`
 
 	// Correctness: all must be 0 for a clean run.
 	Lost           uint64 `json:"lost"`
@@ -204,6 +208,9 @@ func (r *Result) WriteSummary(w io.Writer) error {
 		p("broker           pid %d, %.2f cores, %s resident\n", r.BrokerPID, r.BrokerCPU, iec(r.BrokerRSS))
 	}
 	p("tool             %.2f cores\n", r.ToolCPU)
+	if r.HostSteal >= 0.005 {
+		p("host             %.2f cores stolen by the hypervisor during the window\n", r.HostSteal)
+	}
 	verdict := "clean"
 	if !r.Clean() {
 		verdict = "NOT CLEAN"

@@ -25,6 +25,12 @@
 #   MOSQUITTO_EXTRA    extra lines for mosquitto.conf (newline separated)
 #   OUT=path           report path (default bench/RESULTS.md)
 #   KEEP=1             keep the work directory (logs, configs, results)
+#   KEEP_AWAKE=1       during every run, a busy loop at SCHED_IDLE priority
+#                      on each CPU the broker and the tool use, so a virtual
+#                      machine's idle CPUs never halt: it runs only when
+#                      nothing else wants the CPU, and it takes the host's
+#                      wake-up delay out of both brokers' latency (see
+#                      "Host steal" in the report). Needs chrt.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -76,6 +82,7 @@ fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-compare.XXXXXX")"
 cleanup() {
 	if [ -n "${broker_pid:-}" ]; then stop_broker; fi
+	if declare -F stop_awake >/dev/null; then stop_awake; fi
 	if [ "${KEEP:-0}" = 1 ]; then say "work directory kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -91,6 +98,35 @@ else
 	pinning="not pinned (taskset missing or fewer than 2 CPUs): the numbers are less comparable"
 	say "warning: $pinning"
 fi
+
+# --- keeping idle CPUs awake (KEEP_AWAKE=1) -------------------------------------
+KEEP_AWAKE="${KEEP_AWAKE:-0}"
+awake_pids=()
+if [ "$KEEP_AWAKE" = 1 ]; then
+	command -v chrt >/dev/null 2>&1 || die "KEEP_AWAKE=1 needs chrt (util-linux)"
+	command -v taskset >/dev/null 2>&1 || die "KEEP_AWAKE=1 needs taskset (util-linux)"
+	if [ ${#PIN_BROKER[@]} -gt 0 ]; then awake_cpus="0 1"; else awake_cpus="$(seq 0 $(($(nproc) - 1)) | xargs)"; fi
+	pinning="$pinning; idle CPUs $awake_cpus kept awake by SCHED_IDLE busy loops (KEEP_AWAKE=1)"
+fi
+
+# start_awake starts one SCHED_IDLE busy loop per CPU when KEEP_AWAKE=1.
+start_awake() {
+	[ "$KEEP_AWAKE" = 1 ] || return 0
+	local cpu
+	for cpu in $awake_cpus; do
+		taskset -c "$cpu" chrt -i 0 sh -c 'while :; do :; done' </dev/null >/dev/null 2>&1 &
+		awake_pids+=($!)
+	done
+}
+
+stop_awake() {
+	local pid
+	for pid in "${awake_pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	awake_pids=()
+}
 
 # --- the matrix ----------------------------------------------------------------
 # Durations and sizes; QUICK shrinks them.
@@ -248,8 +284,10 @@ for run in $(seq 1 "$RUNS"); do
 		for broker in $order; do
 			tag="$name.$broker.$run"
 			port="$(bin/mqttbench freeport)"
+			start_awake
 			if ! start_broker "$broker" "$port" "$tag"; then
 				echo "- $name, $broker, run $run: the broker did not start" >>"$notes"
+				stop_awake
 				continue
 			fi
 			# shellcheck disable=SC2206 # args is a list of words
@@ -269,6 +307,7 @@ for run in $(seq 1 "$RUNS"); do
 				tail -20 "$work/$tag.broker.log" >&2 || true
 			fi
 			stop_broker
+			stop_awake
 			if line="$(grep '^RESULT ' "$work/$tag.out")"; then
 				echo "$line" >>"$results"
 				grep -E '^(published|delivered|latency|checks|verified|broker memory|connections) ' "$work/$tag.out" |
