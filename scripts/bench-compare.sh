@@ -197,6 +197,11 @@ start_broker() {
 	case "$name" in
 	mosquitto)
 		local conf="$work/$tag.mosquitto.conf"
+		# Nagle's algorithm stays on (mosquitto's default): mosquitto writes
+		# every packet with its own write(), and Nagle coalesces them. With
+		# set_tcp_nodelay true it measured 62k instead of 109k msgs/s fan-in
+		# QoS 0, 36k instead of 54k QoS 1, and a p99 of 15 ms instead of
+		# 3.7 ms at 20k msgs/s here. mqttd coalesces its writes itself.
 		{
 			echo "listener $port 127.0.0.1"
 			echo "allow_anonymous true"
@@ -205,7 +210,6 @@ start_broker() {
 			echo "max_queued_messages 1000000"
 			echo "max_queued_bytes 0"
 			echo "max_inflight_messages $BROKER_INFLIGHT"
-			echo "set_tcp_nodelay true"
 			echo "log_dest stderr"
 			echo "log_type error"
 			echo "log_type warning"
