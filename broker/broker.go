@@ -48,6 +48,17 @@ type Broker struct {
 		list []*conn
 	}
 
+	// offline holds every session without a connection, so the session
+	// sweep need not visit (and lock) the online ones. A session enters
+	// when its connection goes and at restore; the sweep lets go of one
+	// it finds online again or removed from the store, under mu and
+	// re-checked, so one that went offline meanwhile stays.
+	offline struct {
+		mu    sync.Mutex
+		set   map[*session.Session]struct{}
+		batch []*session.Session // the sweep's copy
+	}
+
 	lim         connLimits
 	connectRate *bucket // nil: no cap
 
@@ -372,14 +383,42 @@ func (b *Broker) sweepConns(now time.Time, dropBuffers bool) {
 	})
 }
 
+// markOffline puts s, whose connection is gone, in the offline set.
+// Call it without s.Mu held.
+func (b *Broker) markOffline(s *session.Session) {
+	b.offline.mu.Lock()
+	if b.offline.set == nil {
+		b.offline.set = make(map[*session.Session]struct{})
+	}
+	b.offline.set[s] = struct{}{}
+	b.offline.mu.Unlock()
+}
+
+// offlineCount is the size of the offline set (for the tests).
+func (b *Broker) offlineCount() int {
+	b.offline.mu.Lock()
+	defer b.offline.mu.Unlock()
+	return len(b.offline.set)
+}
+
 // sweepSessions ends expired offline sessions, publishes due wills and
-// drops expired queued messages.
+// drops expired queued messages. It visits the offline set only.
 func (b *Broker) sweepSessions(now time.Time) {
 	var ended []*session.Session
 	var wills []*session.Will
-	b.store.Range(func(s *session.Session) bool {
+	b.offline.mu.Lock()
+	batch := b.offline.batch[:0]
+	b.offline.batch = nil // a concurrent sweep (tests) allocates its own
+	for s := range b.offline.set {
+		batch = append(batch, s)
+	}
+	b.offline.mu.Unlock()
+	var leave []*session.Session // online again, or ended
+	for _, s := range batch {
 		s.Mu.Lock()
-		if s.Owner == nil {
+		if s.Owner != nil {
+			leave = append(leave, s)
+		} else {
 			if w, at := s.PendingWill(); w != nil && !now.Before(at) {
 				wills = append(wills, s.TakePendingWill())
 				b.store.SaveSession(s)
@@ -397,13 +436,30 @@ func (b *Broker) sweepSessions(now time.Time) {
 			}
 		}
 		s.Mu.Unlock()
-		return true
-	})
+	}
+	clear(batch)
+	b.offline.mu.Lock()
+	b.offline.batch = batch[:0]
+	b.offline.mu.Unlock()
 	for _, w := range wills {
 		b.publishWill(w)
 	}
 	for _, s := range ended {
 		b.endSession(s)
+	}
+	leave = append(leave, ended...)
+	if len(leave) > 0 {
+		b.offline.mu.Lock()
+		for _, s := range leave {
+			s.Mu.Lock()
+			online := s.Owner != nil
+			s.Mu.Unlock()
+			cur, ok := b.store.Get(s.ClientID)
+			if online || !ok || cur != s { // a removed session never comes back: a new one takes its ID
+				delete(b.offline.set, s)
+			}
+		}
+		b.offline.mu.Unlock()
 	}
 	if len(wills)+len(ended) > 0 {
 		b.store.Commit(func(error) {})
@@ -424,6 +480,7 @@ func (b *Broker) restore() error {
 	}
 	subs := 0
 	for _, s := range snap.Sessions {
+		b.markOffline(s)
 		for _, sub := range slices.Clone(s.Subscriptions()) {
 			pf, ok := b.parseFilter(sub.Filter)
 			if !ok {

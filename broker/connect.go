@@ -461,6 +461,8 @@ func (c *conn) disconnected(err error) {
 	s.Mu.Unlock()
 	if endNow {
 		b.store.Delete(s.ClientID, s)
+	} else if mine {
+		b.markOffline(s)
 	}
 	mu.Unlock()
 	if wrote {

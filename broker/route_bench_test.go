@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mqttd/mqttd/codec"
 	"github.com/mqttd/mqttd/session"
@@ -168,4 +169,49 @@ func BenchmarkQoS1(b *testing.B) {
 	if want := b.N * 4; pub.written < want { // a PUBACK is 4 bytes
 		b.Fatalf("publisher got %d bytes of PUBACKs, want %d", pub.written, want)
 	}
+}
+
+// BenchmarkSweep is the housekeeping's periodic work over N idle
+// subscribed connections (keepalive 60 s) and over N sessions whose
+// connections are gone; one op is one connection or session visited once
+// by the sweep named (sessions-online: the session sweep with N online
+// sessions, which it no longer visits).
+func BenchmarkSweep(b *testing.B) {
+	const n = 20000
+	br := newBenchBroker(b)
+	for i := range n {
+		benchOpen(b, br, fmt.Sprintf("c%d", i), fmt.Sprintf("d/%d", i), codec.QoS1)
+	}
+	now := time.Now()
+	b.Run("conns", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i += n {
+			br.sweepConns(now, false)
+		}
+	})
+	b.Run("sessions-online", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i += n {
+			br.sweepSessions(now)
+		}
+	})
+	off := newBenchBroker(b)
+	for i := range n {
+		bc := &benchConn{}
+		off.OnOpen(bc)
+		p := codec.Connect{ProtocolName: []byte("MQTT"), Version: codec.V5, ClientID: []byte(fmt.Sprintf("o%d", i))}
+		p.Props.SessionExpiry = 3600
+		p.Props.Set(codec.PropSessionExpiry)
+		if _, err := off.OnData(bc, p.Append(nil)); err != nil {
+			b.Fatal(err)
+		}
+		bc.complete()
+		off.OnClose(bc, nil)
+	}
+	b.Run("sessions-offline", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i += n {
+			off.sweepSessions(now)
+		}
+	})
 }
