@@ -59,6 +59,14 @@ type Broker struct {
 		batch []*session.Session // the sweep's copy
 	}
 
+	// watched lists the connections the sweep checks every tick (see
+	// watch); the rest it visits once per sweepParts ticks.
+	watched struct {
+		mu    sync.Mutex
+		list  []*conn
+		spare []*conn
+	}
+
 	lim         connLimits
 	connectRate *bucket // nil: no cap
 
@@ -198,6 +206,7 @@ func (b *Broker) OnOpen(tc transport.Conn) {
 		_ = tc.Close()
 		return
 	}
+	b.watch(c) // until CONNECT: the connect timeout
 	if b.cfg.MaxConnectionsPerIP > 0 {
 		c.x().ip = c.remoteIP()
 	}
@@ -303,7 +312,7 @@ func (b *Broker) OnClose(tc transport.Conn, err error) {
 	c.inMu.Lock()
 	defer c.inMu.Unlock()
 	c.gone = true
-	c.set(fStopRead)
+	c.set(fStopRead | fGone)
 	c.markDead()
 	b.removeConn(c)
 	if c.admitted {
@@ -323,18 +332,19 @@ func (b *Broker) housekeeping() {
 	defer b.wg.Done()
 	t := time.NewTicker(tickEvery)
 	defer t.Stop()
-	lastSessions, lastBuffers := time.Now(), time.Now()
-	for {
+	lastSessions := time.Now()
+	for tick := 0; ; tick++ {
 		select {
 		case <-b.stop:
 			return
 		case now := <-t.C:
 			b.clock.Store(now.UnixNano())
-			dropBuffers := now.Sub(lastBuffers) >= idleBuffersEvery
-			if dropBuffers {
-				lastBuffers = now
-			}
-			b.sweepConns(now, dropBuffers)
+			b.sweepWatched(now)
+			// Every connection once per sweepParts ticks; the write
+			// buffers on every other such round (idleBuffersEvery).
+			part := tick % sweepParts
+			round := tick / sweepParts
+			b.sweepPart(now, part, round%max(int(idleBuffersEvery/(sweepParts*tickEvery)), 1) == 0)
 			if now.Sub(lastSessions) >= 500*time.Millisecond {
 				lastSessions = now
 				b.sweepSessions(now)
@@ -343,44 +353,139 @@ func (b *Broker) housekeeping() {
 	}
 }
 
-// sweepConns closes connections past their CONNECT deadline or keepalive
-// and retries deliveries held back by a full outbound buffer; with
-// dropBuffers, idle connections let their write buffers go.
+// sweepParts is how many ticks the sweep takes to visit every
+// connection once: each tick visits one part of the registry's shards.
+// Connections that need a closer look (watch) get it every tick.
+const sweepParts = 4
+
+// fastKeepAlive is the longest keepalive the once-a-round visit would
+// check too late for: connections with one this short are watched every
+// tick.
+const fastKeepAlive = 4 * time.Second
+
+// watch puts c on the list the sweep looks at every tick: a connection
+// awaiting its CONNECT, closing, congested, or with a keepalive of at
+// most fastKeepAlive. The sweep lets go of it once none holds.
+func (b *Broker) watch(c *conn) {
+	if c.flags.Load()&fWatched != 0 || c.flags.Or(fWatched)&fWatched != 0 {
+		return // listed already: once is enough
+	}
+	b.watched.mu.Lock()
+	b.watched.list = append(b.watched.list, c)
+	b.watched.mu.Unlock()
+}
+
+// watchedCount is the length of the watch list (for the tests).
+func (b *Broker) watchedCount() int {
+	b.watched.mu.Lock()
+	defer b.watched.mu.Unlock()
+	return len(b.watched.list)
+}
+
+// needsWatch reports whether c still needs a look every tick.
+func needsWatch(c *conn) bool {
+	f := c.flags.Load()
+	switch {
+	case f&fGone != 0:
+		return false
+	case f&(fClosing|fCongested) != 0, f&fConnected == 0:
+		return true
+	}
+	ka := time.Duration(c.keepAlive) * time.Second
+	return ka > 0 && ka <= fastKeepAlive
+}
+
+// sweepWatched checks the watched connections and keeps those that
+// still need it.
+func (b *Broker) sweepWatched(now time.Time) {
+	b.watched.mu.Lock()
+	list := b.watched.list
+	b.watched.list = b.watched.spare[:0]
+	b.watched.spare = nil
+	b.watched.mu.Unlock()
+	keep := list[:0]
+	for _, c := range list {
+		b.checkConn(c, now.UnixNano(), now, false)
+		if needsWatch(c) {
+			keep = append(keep, c)
+			continue
+		}
+		// Let go, then look again: a watch that came between the
+		// check and the unset found the flag still set and listed
+		// nothing.
+		c.unset(fWatched)
+		if needsWatch(c) {
+			b.watch(c)
+		}
+	}
+	clear(list[len(keep):])
+	b.watched.mu.Lock()
+	// Connections watched meanwhile are in the new list; the kept ones
+	// join them.
+	b.watched.list = append(b.watched.list, keep...)
+	clear(keep)
+	b.watched.spare = keep[:0]
+	b.watched.mu.Unlock()
+}
+
+// sweepPart checks the connections in part p of sweepParts of the
+// registry's shards.
+func (b *Broker) sweepPart(now time.Time, p int, dropBuffers bool) {
+	nowNs := now.UnixNano()
+	var batch []*conn
+	for i := p; i < len(b.conns); i += sweepParts {
+		sh := &b.conns[i]
+		sh.mu.Lock()
+		batch = append(batch[:0], sh.list...)
+		sh.mu.Unlock()
+		for _, c := range batch {
+			b.checkConn(c, nowNs, now, dropBuffers)
+		}
+	}
+}
+
+// sweepConns checks every connection at once (the tests' sweep).
 func (b *Broker) sweepConns(now time.Time, dropBuffers bool) {
 	nowNs := now.UnixNano()
-	b.forEachConn(func(c *conn) {
-		f := c.flags.Load()
-		switch {
-		case f&fClosing != 0:
-			// Past the grace for the final packet, or the linger after it.
-			if x := c.cold.Load(); x != nil {
-				if d := x.closeBy.Load(); d != 0 && nowNs >= d {
-					_ = c.tc.Close()
-				}
-			}
-		case f&fConnected == 0:
-			if now.Sub(time.Unix(0, c.since.Load())) > b.cfg.ConnectTimeout {
-				b.log.Debug().Str("remote", c.remote()).Msg("no CONNECT in time")
-				c.closeWith(codec.MaximumConnectTime, "connect timeout")
-			}
-		default:
-			// lastRecv is read off the coarse clock (up to one tick
-			// early): allow that tick on top of 1.5 x keepalive
-			// [MQTT-3.1.2-22].
-			if ka := int64(c.keepAlive) * int64(time.Second); ka > 0 && nowNs-c.lastRecv.Load() > ka*3/2+int64(tickEvery) {
-				b.log.Debug().Str("client_id", c.clientID()).Msg("keepalive timeout")
-				c.set(fNoLinger)
-				c.closeWith(codec.KeepAliveTimeout, "keepalive timeout")
-				return
-			}
-			if f&fCongested != 0 {
-				c.drain()
-			}
-			if dropBuffers && f&fSpare != 0 {
-				c.dropIdleBuffers()
+	b.forEachConn(func(c *conn) { b.checkConn(c, nowNs, now, dropBuffers) })
+}
+
+// checkConn closes c when past its CONNECT deadline, keepalive or close
+// deadline and retries deliveries held back by a full outbound buffer;
+// with dropBuffers, an idle c lets its write buffers go.
+func (b *Broker) checkConn(c *conn, nowNs int64, now time.Time, dropBuffers bool) {
+	f := c.flags.Load()
+	switch {
+	case f&fGone != 0:
+		// Closed; only a watch list may still hold it.
+	case f&fClosing != 0:
+		// Past the grace for the final packet, or the linger after it.
+		if x := c.cold.Load(); x != nil {
+			if d := x.closeBy.Load(); d != 0 && nowNs >= d {
+				_ = c.tc.Close()
 			}
 		}
-	})
+	case f&fConnected == 0:
+		if now.Sub(time.Unix(0, c.since.Load())) > b.cfg.ConnectTimeout {
+			b.log.Debug().Str("remote", c.remote()).Msg("no CONNECT in time")
+			c.closeWith(codec.MaximumConnectTime, "connect timeout")
+		}
+	default:
+		// lastRecv is read off the coarse clock (up to one tick early):
+		// allow that tick on top of 1.5 x keepalive [MQTT-3.1.2-22].
+		if ka := int64(c.keepAlive) * int64(time.Second); ka > 0 && nowNs-c.lastRecv.Load() > ka*3/2+int64(tickEvery) {
+			b.log.Debug().Str("client_id", c.clientID()).Msg("keepalive timeout")
+			c.set(fNoLinger)
+			c.closeWith(codec.KeepAliveTimeout, "keepalive timeout")
+			return
+		}
+		if f&fCongested != 0 {
+			c.drain()
+		}
+		if dropBuffers && f&fSpare != 0 {
+			c.dropIdleBuffers()
+		}
+	}
 }
 
 // markOffline puts s, whose connection is gone, in the offline set.

@@ -107,6 +107,8 @@ const (
 	fHasRel                            // cold.rel has waiters to run
 	fSpare                             // wbuf holds a spare buffer (see dropIdleBuffers)
 	fClosing                           // closing started (see cold.closeBy)
+	fGone                              // OnClose ran: the sweep's lists let go of it
+	fWatched                           // on the sweep's watch list (Broker.watch)
 )
 
 // is reports whether flag f is set (any of them, when several).
@@ -540,7 +542,16 @@ func (c *conn) startClosing() bool {
 		return false
 	}
 	c.x().closeBy.CompareAndSwap(0, time.Now().Add(closeGrace).UnixNano())
+	c.b.watch(c)
 	return true
+}
+
+// congest marks deliveries held back by a full outbound buffer; the
+// sweep retries them every tick until the flag clears.
+func (c *conn) congest() {
+	if c.flags.Load()&fCongested == 0 && c.flags.Or(fCongested)&fCongested == 0 {
+		c.b.watch(c)
+	}
 }
 
 // closeWith ends the connection: MQTT 5 connections that completed

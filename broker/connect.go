@@ -249,7 +249,7 @@ func (c *conn) establish(p *codec.Connect, clientID, group string, assigned bool
 	c.sess = s
 	c.connected = true
 	c.since.Store(now.UnixNano())
-	c.set(fConnected)
+	c.set(fConnected) // watched since OnOpen: a keepalive up to fastKeepAlive keeps it so
 
 	if exists && expiry == 0 && b.store.Durable() && s.Stored.Load() {
 		// Resumed as a session that ends with this connection: its records

@@ -462,7 +462,7 @@ func (b *Broker) deliver(s *session.Session, d session.Delivery, now time.Time, 
 		if c != nil {
 			if !c.writePublishLocked(&session.Inflight{Delivery: d}, false, now) {
 				b.st.droppedQoS0.Add(1)
-				c.set(fCongested)
+				c.congest()
 			}
 		}
 		s.Mu.Unlock()
@@ -553,7 +553,7 @@ func (c *conn) drainLocked(now time.Time) {
 			continue
 		}
 		if !c.hasRoom() {
-			c.set(fCongested)
+			c.congest()
 			return
 		}
 		s.MarkSent()

@@ -175,7 +175,8 @@ func BenchmarkQoS1(b *testing.B) {
 // subscribed connections (keepalive 60 s) and over N sessions whose
 // connections are gone; one op is one connection or session visited once
 // by the sweep named (sessions-online: the session sweep with N online
-// sessions, which it no longer visits).
+// sessions, which it no longer visits; conns-per-second: one second of
+// the housekeeping's connection work).
 func BenchmarkSweep(b *testing.B) {
 	const n = 20000
 	br := newBenchBroker(b)
@@ -187,6 +188,18 @@ func BenchmarkSweep(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i += n {
 			br.sweepConns(now, false)
+		}
+	})
+	b.Run("conns-per-second", func(b *testing.B) {
+		// What the housekeeping spends on a connection per second: one
+		// part a tick and the watch list every tick (it was a full sweep
+		// a tick: 4 x "conns").
+		b.ReportAllocs()
+		for i := 0; i < b.N; i += n {
+			for p := range sweepParts {
+				br.sweepWatched(now)
+				br.sweepPart(now, p, false)
+			}
 		}
 	})
 	b.Run("sessions-online", func(b *testing.B) {
