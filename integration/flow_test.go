@@ -146,6 +146,18 @@ func TestKeepAliveTimeout(t *testing.T) {
 			}
 		})
 	}
+	t.Run("silent_long", func(t *testing.T) {
+		// A keepalive over 4 s is checked once a second, not every tick:
+		// closed after 1.5 x 5 s and at most 1.25 s later (README).
+		t.Parallel()
+		c := dialRaw(t, s.TCP, v311)
+		require.Equal(t, byte(0), c.connect(t, connectOpts{Version: v311, ClientID: "quiet-long", Clean: true, KeepAlive: 5}).Reason)
+		connected := time.Now()
+		c.expectClosed(t, 12*time.Second)
+		elapsed := time.Since(connected)
+		assert.GreaterOrEqual(t, elapsed, 7400*time.Millisecond, "closed after %v: before 1.5 x keepalive", elapsed)
+		assert.Less(t, elapsed, 9500*time.Millisecond, "closed after %v", elapsed)
+	})
 	t.Run("pinging", func(t *testing.T) {
 		t.Parallel()
 		c := dialRaw(t, s.TCP, v5)
