@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mqttd/mqttd/codec"
+	"github.com/mqttd/mqttd/session"
 )
 
 // openPersistent connects an MQTT 5 client with a session that outlives
@@ -69,4 +70,39 @@ func TestOfflineSessionSet(t *testing.T) {
 	clean := benchOpen(t, b, "clean2", "", 0)
 	b.OnClose(clean, nil)
 	assert.Equal(t, 0, b.offlineCount(), "a session that ends with its connection never enters")
+}
+
+// TestRestoredSessionsAreOffline: sessions loaded from the store at start
+// have no connection, so they are in the offline set and expire.
+func TestRestoredSessionsAreOffline(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *Broker {
+		p, err := session.OpenPebble(session.PebbleConfig{Dir: dir})
+		require.NoError(t, err)
+		b, err := New(Config{AllowAnonymous: true, Store: session.NewStore(p)})
+		require.NoError(t, err)
+		stopHousekeeping(b)
+		return b
+	}
+	b := open()
+	bc := openPersistent(t, b, "kept", 60)
+	b.OnClose(bc, nil)
+	done := make(chan error, 1)
+	b.store.Commit(func(err error) { done <- err })
+	require.NoError(t, <-done)
+	b.Close()
+	require.NoError(t, b.store.Close())
+
+	b = open()
+	t.Cleanup(func() {
+		b.Close()
+		_ = b.store.Close()
+	})
+	_, ok := b.store.Get("kept")
+	require.True(t, ok, "restored")
+	assert.Equal(t, 1, b.offlineCount(), "a restored session is offline")
+	b.sweepSessions(time.Now().Add(61 * time.Second))
+	_, ok = b.store.Get("kept")
+	assert.False(t, ok, "the restored session expired")
+	assert.Equal(t, 0, b.offlineCount())
 }
