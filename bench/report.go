@@ -148,19 +148,7 @@ func statsOf(vals []float64) Stats {
 // (candidate/reference medians; NaN when the reference is 0 or a side has
 // no run) and whether the target is met.
 func Compare(c Case, results []Record, candidate, reference string) (cand, ref Stats, ratio float64, met bool) {
-	var cv, rv []float64
-	for _, r := range results {
-		if r.Case != c.Name {
-			continue
-		}
-		switch r.Label {
-		case candidate:
-			cv = append(cv, r.Metric(c.Metric))
-		case reference:
-			rv = append(rv, r.Metric(c.Metric))
-		}
-	}
-	cand, ref = statsOf(cv), statsOf(rv)
+	cand, ref = caseStats(results, c.Name, c.Metric, candidate, reference)
 	ratio = math.NaN()
 	if cand.N > 0 && ref.N > 0 && ref.Median != 0 {
 		ratio = cand.Median / ref.Median
@@ -173,6 +161,24 @@ func Compare(c Case, results []Record, candidate, reference string) (cand, ref S
 		met = ratio <= c.Target
 	}
 	return cand, ref, ratio, met
+}
+
+// caseStats is the statistics of metric over the runs of one case, per
+// broker.
+func caseStats(results []Record, caseName, metric, candidate, reference string) (cand, ref Stats) {
+	var cv, rv []float64
+	for _, r := range results {
+		if r.Case != caseName {
+			continue
+		}
+		switch r.Label {
+		case candidate:
+			cv = append(cv, r.Metric(metric))
+		case reference:
+			rv = append(rv, r.Metric(metric))
+		}
+	}
+	return statsOf(cv), statsOf(rv)
 }
 
 // errorCounts sums the correctness counters of a broker's runs.
@@ -349,19 +355,8 @@ func writeSteal(p func(string, ...any), in ReportInput) {
 	p("host, and that wait lands in the latency figures of both brokers.\n\n")
 	p("| case | %s | %s |\n| --- | ---: | ---: |\n", in.Candidate, in.Reference)
 	for _, c := range in.Cases {
-		var cv, rv []float64
-		for _, r := range in.Results {
-			if r.Case != c.Name {
-				continue
-			}
-			switch r.Label {
-			case in.Candidate:
-				cv = append(cv, r.Metric("host_steal"))
-			case in.Reference:
-				rv = append(rv, r.Metric("host_steal"))
-			}
-		}
-		p("| %s | %s | %s |\n", c.Name, stealCell(statsOf(cv)), stealCell(statsOf(rv)))
+		cand, ref := caseStats(in.Results, c.Name, "host_steal", in.Candidate, in.Reference)
+		p("| %s | %s | %s |\n", c.Name, stealCell(cand), stealCell(ref))
 	}
 	p("\n")
 }

@@ -175,9 +175,12 @@ func (b *Broker) connCount() int {
 
 // forEachConn calls fn for every open connection, without holding any
 // lock during fn.
-func (b *Broker) forEachConn(fn func(*conn)) {
+func (b *Broker) forEachConn(fn func(*conn)) { b.forEachConnIn(0, 1, fn) }
+
+// forEachConnIn is forEachConn over the shards first, first+step, ...
+func (b *Broker) forEachConnIn(first, step int, fn func(*conn)) {
 	var batch []*conn
-	for i := range b.conns {
+	for i := first; i < len(b.conns); i += step {
 		sh := &b.conns[i]
 		sh.mu.Lock()
 		batch = append(batch[:0], sh.list...)
@@ -358,9 +361,9 @@ func (b *Broker) housekeeping() {
 // Connections that need a closer look (watch) get it every tick.
 const sweepParts = 4
 
-// fastKeepAlive is the longest keepalive the once-a-round visit would
-// check too late for: connections with one this short are watched every
-// tick.
+// fastKeepAlive is the longest keepalive checked every tick (on the
+// watch list); a longer one is checked by the once-a-round visit, up to a
+// round later.
 const fastKeepAlive = 4 * time.Second
 
 // watch puts c on the list the sweep looks at every tick: a connection
@@ -405,7 +408,7 @@ func (b *Broker) sweepWatched(now time.Time) {
 	b.watched.mu.Unlock()
 	keep := list[:0]
 	for _, c := range list {
-		b.checkConn(c, now.UnixNano(), now, false)
+		b.checkConn(c, now, false)
 		if needsWatch(c) {
 			keep = append(keep, c)
 			continue
@@ -431,29 +434,14 @@ func (b *Broker) sweepWatched(now time.Time) {
 // sweepPart checks the connections in part p of sweepParts of the
 // registry's shards.
 func (b *Broker) sweepPart(now time.Time, p int, dropBuffers bool) {
-	nowNs := now.UnixNano()
-	var batch []*conn
-	for i := p; i < len(b.conns); i += sweepParts {
-		sh := &b.conns[i]
-		sh.mu.Lock()
-		batch = append(batch[:0], sh.list...)
-		sh.mu.Unlock()
-		for _, c := range batch {
-			b.checkConn(c, nowNs, now, dropBuffers)
-		}
-	}
-}
-
-// sweepConns checks every connection at once (the tests' sweep).
-func (b *Broker) sweepConns(now time.Time, dropBuffers bool) {
-	nowNs := now.UnixNano()
-	b.forEachConn(func(c *conn) { b.checkConn(c, nowNs, now, dropBuffers) })
+	b.forEachConnIn(p, sweepParts, func(c *conn) { b.checkConn(c, now, dropBuffers) })
 }
 
 // checkConn closes c when past its CONNECT deadline, keepalive or close
 // deadline and retries deliveries held back by a full outbound buffer;
 // with dropBuffers, an idle c lets its write buffers go.
-func (b *Broker) checkConn(c *conn, nowNs int64, now time.Time, dropBuffers bool) {
+func (b *Broker) checkConn(c *conn, now time.Time, dropBuffers bool) {
+	nowNs := now.UnixNano()
 	f := c.flags.Load()
 	switch {
 	case f&fGone != 0:

@@ -30,6 +30,12 @@ func stopHousekeeping(b *Broker) {
 	b.stop = make(chan struct{})
 }
 
+// sweepConns checks every connection at once, as one full round of the
+// housekeeping's parts would.
+func (b *Broker) sweepConns(now time.Time, dropBuffers bool) {
+	b.forEachConn(func(c *conn) { b.checkConn(c, now, dropBuffers) })
+}
+
 // closeOnCleanup runs OnClose for each connection when the test ends,
 // before the broker's Close (which would wait for them).
 func closeOnCleanup(t *testing.T, b *Broker, tcs ...transport.Conn) {

@@ -81,9 +81,9 @@
 // through Broker.watch (a flag keeps each listed once) and leave it when
 // none of that holds any more. Each tick also visits one of sweepParts
 // parts of the connection registry, so every connection is checked once
-// a second for its keepalive (at most a second late for a keepalive over
-// fastKeepAlive, which the spec's 1.5 x allows for) and, every other
-// round, for idle write buffers. Twice a second it checks the sessions
+// a second for its keepalive (so a keepalive over fastKeepAlive is
+// enforced up to 1.25 s after 1.5 x keepalive, where a watched one is
+// within 0.5 s) and, every other round, for idle write buffers. Twice a second it checks the sessions
 // without a connection (Broker.offline) for due wills, expiry and
 // expired queued messages; online sessions are not visited.
 // BenchmarkSweep: a connection costs about 20 ns of sweep a second where

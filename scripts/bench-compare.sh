@@ -280,10 +280,10 @@ stop_broker() {
 
 # --- runs ---------------------------------------------------------------------
 
-# run_once NAME BROKER RUN TAG ARGS: one run on a fresh broker; its output
-# goes to $work/TAG.out. Fails when the broker did not start.
+# run_once NAME BROKER RUN ATTEMPT TAG ARGS: one run on a fresh broker;
+# its output goes to $work/TAG.out. Fails when the broker did not start.
 run_once() {
-	local name=$1 broker=$2 run=$3 tag=$4 margs=$5
+	local name=$1 broker=$2 run=$3 attempt=$4 tag=$5 margs=$6
 	local port status
 	port="$(bin/mqttbench freeport)"
 	start_awake
@@ -296,7 +296,11 @@ run_once() {
 	local bench=("${PIN_TOOL[@]}" bin/mqttbench -addr "127.0.0.1:$port" -pid "$broker_pid" -label "$broker"
 		-case "$name" "${COMMON[@]}" "${TIMING[@]}" $margs)
 	{
-		echo "# $name, $broker, run $run"
+		if [ "$attempt" -eq 0 ]; then
+			echo "# $name, $broker, run $run"
+		else
+			echo "# $name, $broker, run $run, attempt $((attempt + 1)) (the host stole too much during the one before)"
+		fi
 		echo "$broker_cmd"
 		echo "${bench[*]}"
 	} >>"$commands"
@@ -350,7 +354,7 @@ for run in $(seq 1 "$RUNS"); do
 		for broker in $order; do
 			for attempt in $(seq 0 "$STEAL_RETRIES"); do
 				tag="$name.$broker.$run.$attempt"
-				run_once "$name" "$broker" "$run" "$tag" "$args" || break
+				run_once "$name" "$broker" "$run" "$attempt" "$tag" "$args" || break
 				steal="$(grep -o '"host_steal":[0-9.e+-]*' "$work/$tag.out" | cut -d: -f2)"
 				steal="${steal:-0}"
 				if ! awk -v s="$steal" -v m="$MAX_STEAL" 'BEGIN { exit !(m > 0 && s > m) }'; then

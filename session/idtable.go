@@ -113,13 +113,3 @@ func (t *idTable) resize(size int) {
 		}
 	}
 }
-
-// appendTo appends every session to dst.
-func (t *idTable) appendTo(dst []*Session) []*Session {
-	for _, s := range t.slots {
-		if s != nil {
-			dst = append(dst, s)
-		}
-	}
-	return dst
-}

@@ -119,24 +119,6 @@ func (st *Store) Delete(id string, s *Session) bool {
 	return ok
 }
 
-// Range calls fn for every session until fn returns false. Sessions added
-// or removed meanwhile may or may not be seen. fn must not call back into
-// the store's registry.
-func (st *Store) Range(fn func(*Session) bool) {
-	var batch []*Session
-	for i := range st.shards {
-		sh := &st.shards[i]
-		sh.mu.RLock()
-		batch = sh.ids.appendTo(batch[:0])
-		sh.mu.RUnlock()
-		for _, s := range batch {
-			if !fn(s) {
-				return
-			}
-		}
-	}
-}
-
 // Len is the number of sessions.
 func (st *Store) Len() int {
 	n := 0
